@@ -1,0 +1,106 @@
+"""Process-wide state of the network seam: which network is current.
+
+The dispatcher layer (``simnet.asyncore``) asks this module two questions:
+
+* which network makes new sockets (``current``: ``None`` means the default
+  real network, reached through the drop-in module's own ``socket`` and
+  ``select`` globals so that monkeypatching ``asyncore.socket`` keeps working);
+* which network waits for the sockets of a given map (:func:`network_for_map`).
+
+Fake sockets get file numbers at or above :data:`FAKE_FD_BASE`, far above any
+file descriptor the kernel hands out (``fs.nr_open`` is capped below 2**30),
+so a map's owner can be told from its keys without touching the sockets.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simnet.network import Network
+    from simnet.timers import TimerQueue
+
+#: Smallest file number a fake socket can have. Real descriptors never reach it.
+FAKE_FD_BASE = 2_000_000_000
+
+#: The network that ``create_socket`` and ``call_later`` use; ``None`` is the
+#: default real network.
+current: Network | None = None
+
+#: How many fake sockets are open in this process (maintained by simnet.fakesock);
+#: while it is 0, every map is a real one and the loop takes its fast path.
+fake_sockets_open = 0
+
+_stack: list[Network | None] = []
+_lock = threading.Lock()
+
+#: Timers of the default real network (monotonic clock); created lazily by
+#: simnet.timers to avoid an import cycle.
+real_timers: TimerQueue = None  # type: ignore[assignment]
+
+
+def push(net: Network) -> None:
+    """Make *net* current (used by ``Network.__enter__``)."""
+    global current
+    with _lock:
+        _stack.append(current)
+        current = net
+
+
+def pop(net: Network) -> None:
+    """Undo the matching :func:`push`; networks must be left in reverse order."""
+    global current
+    with _lock:
+        if current is not net:
+            raise RuntimeError(
+                f"{net!r} is not the current network ({current!r} is); "
+                "leave nested networks in the reverse order you entered them"
+            )
+        current = _stack.pop()
+
+
+def is_fake_fd(fd: int) -> bool:
+    """True when *fd* is a fake socket's file number."""
+    return fd >= FAKE_FD_BASE
+
+
+def network_for_map(map: dict[int, Any]) -> Network | None:
+    """Return the network that owns the sockets of *map* (``None``: default real).
+
+    A map of real sockets is waited on by the current real network (one with
+    faults or tracing) or, when none is entered, by the default one. A map of
+    fake sockets is waited on by the fake network that made them. Raises
+    ``ValueError`` when the map mixes real and fake sockets, or holds fake
+    sockets of two networks: one loop can only wait on one network.
+    """
+    net = current
+    real_net = net if net is not None and not net.is_fake else None
+    if not fake_sockets_open:
+        return real_net  # no fake socket exists: every fd is real
+    fake_owner: Network | None = None
+    real_fd: tuple[int, Any] | None = None
+    for fd, obj in map.items():
+        if fd < FAKE_FD_BASE:
+            if real_fd is None:
+                real_fd = (fd, obj)
+            continue
+        owner = getattr(getattr(obj, "socket", None), "network", None) or net
+        if fake_owner is None:
+            fake_owner = owner
+        elif owner is not fake_owner:
+            raise ValueError(
+                f"the map holds fake sockets of two networks ({fake_owner!r} and "
+                f"{owner!r}); one loop can wait on one network only: keep a "
+                "separate map per network"
+            )
+    if fake_owner is None:
+        return real_net
+    if real_fd is not None:
+        raise ValueError(
+            f"the map mixes real and fake sockets (real fd {real_fd[0]}: "
+            f"{real_fd[1]!r}; fake sockets of {fake_owner!r}); one loop can wait "
+            "on one network only: create every channel inside the same network, "
+            "or keep separate maps"
+        )
+    return fake_owner

@@ -1,0 +1,1 @@
+"""The ``simnet`` command (a first version: ``simnet demo``)."""
