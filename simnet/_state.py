@@ -32,6 +32,10 @@ current: Network | None = None
 #: while it is 0, every map is a real one and the loop takes its fast path.
 fake_sockets_open = 0
 
+#: True while the loop can take its fast path: no network entered and no fake
+#: socket open. Kept up to date by push/pop and refresh().
+simple = True
+
 _stack: list[Network | None] = []
 _lock = threading.Lock()
 
@@ -46,6 +50,7 @@ def push(net: Network) -> None:
     with _lock:
         _stack.append(current)
         current = net
+        refresh()
 
 
 def pop(net: Network) -> None:
@@ -58,6 +63,13 @@ def pop(net: Network) -> None:
                 "leave nested networks in the reverse order you entered them"
             )
         current = _stack.pop()
+        refresh()
+
+
+def refresh() -> None:
+    """Recompute :data:`simple` (call after changing current or fake_sockets_open)."""
+    global simple
+    simple = current is None and not fake_sockets_open
 
 
 def is_fake_fd(fd: int) -> bool:

@@ -119,15 +119,25 @@ def readwrite(obj, flags):
         obj.handle_error()
 
 
-def _network_for(map):
-    # Fast path: no network entered and no fake socket alive -> default real.
-    if _state.current is None and not _state.fake_sockets_open:
-        return None
-    return _state.network_for_map(map)
+_REAL_TIMERS = _state.real_timers  # the default real network's timers (never replaced)
+
+
+def _default_real():
+    """The default real network as a value (it waits through this module's
+    ``select``/``time`` globals, like the fast path)."""
+    global _DEFAULT_REAL
+    if _DEFAULT_REAL is None:
+        from simnet.real import RealNetwork
+
+        _DEFAULT_REAL = RealNetwork()
+    return _DEFAULT_REAL
+
+
+_DEFAULT_REAL = None
 
 
 def _timers_of(net):
-    return _state.real_timers if net is None else net.timers
+    return _REAL_TIMERS if net is None else net.timers
 
 
 def poll(timeout=0.0, map=None):
@@ -140,48 +150,54 @@ def poll(timeout=0.0, map=None):
         r = []
         w = []
         e = []
-        add_r = r.append
-        add_w = w.append
-        add_e = e.append
         for fd, obj in list(map.items()):
             is_r = obj.readable()
             is_w = obj.writable()
             if is_r:
-                add_r(fd)
+                r.append(fd)
             # a listening socket is never offered for writing
             if is_w and not obj.accepting:
-                add_w(fd)
+                w.append(fd)
             if is_r or is_w:
-                add_e(fd)
-        net = _network_for(map)
-        timers = _timers_of(net)
-        if timers._heap:
-            timeout = timers.bound(timeout)[0]
-        if not (r or w or e):
-            if net is None:
+                e.append(fd)
+        # the default real network unless a network is entered or fake sockets exist
+        if _state.simple:
+            timers = _REAL_TIMERS
+            pending = timers._heap  # the live heap list (never replaced)
+            if pending:
+                timeout = timers.bound(timeout)[0]
+            if not e:  # nothing readable or writable: just wait
                 time.sleep(timeout)
-            else:
-                net.sleep(timeout)
+                if pending:
+                    timers.run_due()
+                return
+            r, w, e = select.select(r, w, e, timeout)
         else:
-            if net is None:
-                r, w, e = select.select(r, w, e, timeout)
-            else:
-                r, w, e = net.select(r, w, e, timeout)
+            net = _state.network_for_map(map) or _default_real()
+            timers = net.timers
+            pending = timers._heap
+            if pending:
+                timeout = timers.bound(timeout)[0]
+            if not e:
+                net.sleep(timeout)
+                if pending:
+                    timers.run_due()
+                return
+            r, w, e = net.select(r, w, e, timeout)
 
-            get = map.get
-            for fd in r:
-                obj = get(fd)
-                if obj is not None:
-                    read(obj)
-            for fd in w:
-                obj = get(fd)
-                if obj is not None:
-                    write(obj)
-            for fd in e:
-                obj = get(fd)
-                if obj is not None:
-                    _exception(obj)
-        if timers._heap:
+        for fd in r:
+            obj = map.get(fd)
+            if obj is not None:
+                read(obj)
+        for fd in w:
+            obj = map.get(fd)
+            if obj is not None:
+                write(obj)
+        for fd in e:
+            obj = map.get(fd)
+            if obj is not None:
+                _exception(obj)
+        if pending:
             timers.run_due()
     else:
         _run_timers_without_map()
@@ -207,8 +223,14 @@ def poll2(timeout=0.0, map=None):
     if not map:
         _run_timers_without_map()
         return
-    net = _network_for(map)
-    pollster = select.poll() if net is None else net.poll()
+    if _state.simple:
+        net = None
+        timers = _REAL_TIMERS
+        pollster = select.poll()
+    else:
+        net = _state.network_for_map(map) or _default_real()
+        timers = net.timers
+        pollster = net.poll()
     register = pollster.register
     for fd, obj in list(map.items()):
         flags = 0
@@ -219,7 +241,6 @@ def poll2(timeout=0.0, map=None):
             flags |= select.POLLOUT
         if flags:
             register(fd, flags)
-    timers = _timers_of(net)
     if timers._heap:
         bounded, clamped = timers.bound(timeout)
         if clamped:

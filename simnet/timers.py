@@ -129,7 +129,8 @@ class TimerQueue:
             # Compact when cancelled entries dominate, so cancel-heavy programs
             # (a timeout re-armed on every read) do not grow the heap forever.
             if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
-                self._heap = [e for e in self._heap if not e[2].cancelled]
+                # in place: the loop holds on to this list between checks
+                self._heap[:] = [e for e in self._heap if not e[2].cancelled]
                 heapq.heapify(self._heap)
                 self._cancelled = 0
 

@@ -56,7 +56,7 @@ class _SelectorsEpoll:
     def unregister(self, fd: int) -> None:
         self._sel.unregister(fd)
 
-    def poll(self, timeout: float = -1) -> list[tuple[int, int]]:
+    def poll(self, timeout: float = -1, maxevents: int = -1) -> list[tuple[int, int]]:
         out = []
         for key, ev in self._sel.select(None if timeout is None or timeout < 0 else timeout):
             flags = 0
@@ -127,7 +127,7 @@ class EpollPoller:
         elif map is not self.map:
             raise ValueError("an EpollPoller serves the map it was made for; "
                              "make one per map")
-        if _state.current is not None or _state.fake_sockets_open:
+        if not _state.simple:
             net = _state.network_for_map(map)
             if net is not None and net.is_fake:
                 # fake sockets: the fake network's poll has the same semantics
@@ -157,8 +157,7 @@ class EpollPoller:
                 # same fd, new socket: the kernel dropped the old registration
                 self._drop(fd)
                 seen -= 1
-            if flags:
-                self._add(fd, obj.socket, flags, ready)
+            if flags and self._add(fd, obj.socket, flags, ready):
                 seen += 1
         if len(reg) > seen:  # channels that left the map
             for fd in [fd for fd in reg if fd not in map]:
@@ -174,7 +173,9 @@ class EpollPoller:
             # epoll rounds down to milliseconds; round up so the loop does not
             # spin through the last fraction of one
             timeout = math.ceil(timeout * 1000) / 1000
-        events = ep.poll(timeout)
+        # one pass delivers every ready channel, as poll2 does (epoll's
+        # default would stop at 1023)
+        events = ep.poll(timeout, max(len(reg), 1))
         for fd, flags in self._always.items():
             if fd in map:
                 ready.append((fd, flags))
@@ -191,7 +192,8 @@ class EpollPoller:
         if timers._heap:
             timers.run_due()
 
-    def _add(self, fd: int, sock: Any, flags: int, ready: list[tuple[int, int]]) -> None:
+    def _add(self, fd: int, sock: Any, flags: int, ready: list[tuple[int, int]]) -> bool:
+        """Register a channel; False when its fd is closed (reported as POLLNVAL)."""
         self._always.pop(fd, None)
         try:
             self._ep.register(fd, flags)
@@ -204,11 +206,12 @@ class EpollPoller:
             elif err.errno == errno.EBADF:
                 # a closed fd left in the map: poll() would say POLLNVAL
                 ready.append((fd, select.POLLNVAL))
-                return
+                return False
             else:
                 raise
         self._reg[fd] = (sock, flags)
         self.registrations += 1
+        return True
 
     def _change(self, fd: int, sock: Any, old: int, flags: int) -> None:
         if fd in self._always:
