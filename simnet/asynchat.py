@@ -86,6 +86,8 @@ class async_chat(asyncore.dispatcher):
             return
 
         if isinstance(data, str) and self.use_encoding:
+            # Deliberate fix: the stdlib calls bytes(str, ...) here (the type,
+            # not the data) and always fails with TypeError.
             data = bytes(data, self.encoding)
         self.ac_in_buffer = self.ac_in_buffer + data
 
@@ -138,7 +140,9 @@ class async_chat(asyncore.dispatcher):
     def push(self, data):
         """Queue *data* (bytes-like) for sending and start sending it."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError("data argument must be byte-ish (%r)" % (type(data),))
+            # the stdlib's exact exception: the message unformatted, the type as
+            # a second argument (code that inspects exc.args sees the same)
+            raise TypeError("data argument must be byte-ish (%r)", type(data))
         size = self.ac_out_buffer_size
         if len(data) > size:
             for i in range(0, len(data), size):

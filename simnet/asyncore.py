@@ -470,16 +470,18 @@ class dispatcher:
         error calls ``handle_close`` and returns ``b''``."""
         try:
             data = self.socket.recv(buffer_size)
+            if not data:
+                # the peer closed: readable with nothing to read. (Inside the
+                # try, as in the stdlib: a disconnect error raised by this
+                # handle_close is absorbed by the except below.)
+                self.handle_close()
+                return b""
+            return data
         except OSError as why:
             if why.errno in _DISCONNECTED:
                 self.handle_close()
                 return b""
             raise
-        if not data:
-            # the peer closed: readable with nothing to read
-            self.handle_close()
-            return b""
-        return data
 
     def close(self):
         """Leave the map and close the socket."""

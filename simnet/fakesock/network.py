@@ -1,0 +1,608 @@
+"""FakeNetwork: a deterministic in-memory network with virtual time.
+
+Everything that happens on it is a function of the seed and the program:
+one ``random.Random(seed)`` makes every random choice, a virtual clock jumps
+from event to event (idle time is skipped, never slept), and ready channels
+are reported in the order the caller listed them (or in a seeded shuffle).
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import ipaddress
+import itertools
+import random
+import socket as _socket
+from typing import Any, Callable, Iterable
+
+from simnet import _state
+from simnet.network import Network
+from simnet.timers import TimerQueue
+
+__all__ = ["FakeNetwork", "Deadlock", "SimulationTimeout", "Host"]
+
+_POLLIN = 0x001
+_POLLPRI = 0x002
+_POLLOUT = 0x004
+_POLLERR = 0x008
+_POLLHUP = 0x010
+_POLLNVAL = 0x020
+
+#: Linux's default ephemeral port range (net.ipv4.ip_local_port_range).
+EPHEMERAL_PORTS = (32768, 60999)
+
+#: How many consecutive passes may find nothing ready and nothing pending
+#: before the network declares the program stuck (it would block forever on a
+#: real network).
+STALL_LIMIT = 1000
+
+
+class Deadlock(RuntimeError):
+    """Nothing is ready and nothing will ever happen: on a real network the
+    program would block forever. The message lists every socket's state."""
+
+
+class SimulationTimeout(AssertionError):
+    """``net.run(until=...)`` reached its virtual deadline before the condition held."""
+
+
+class Host:
+    """A named machine on the fake network, with one or more addresses."""
+
+    def __init__(self, name: str, addresses: Iterable[str]) -> None:
+        self.name = name
+        self.addresses = list(addresses)
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} {' '.join(self.addresses)}>"
+
+
+def _normalise_ip(host: str, family: int) -> str:
+    """Canonical text of an IP address of *family*, or raise gaierror."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+    if family == _socket.AF_INET and ip.version != 4:
+        raise _socket.gaierror(_socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+    if family == _socket.AF_INET6 and ip.version != 6:
+        if ip.version == 4:
+            return "::ffff:" + str(ip)
+    return str(ip)
+
+
+class FakeNetwork(Network):
+    """A simulated network: TCP, UDP and Unix sockets, virtual time, a seed.
+
+    Use it as a context manager, which makes it the current network::
+
+        with FakeNetwork(seed=7) as net:
+            server = EchoServer(("127.0.0.1", 7))       # dispatcher code, unchanged
+            client = EchoClient(("127.0.0.1", 7))
+            net.run(until=lambda: client.done, timeout=30)
+
+    Parameters:
+        seed: seeds the one RNG every random choice is drawn from.
+        latency: one-way delay of every link, in virtual seconds (default 0:
+            delivery is immediate, as on Linux loopback).
+        bandwidth: bytes per virtual second on every link (None: unlimited).
+        sndbuf, rcvbuf: default socket buffer sizes in bytes (Linux defaults).
+        shuffle: serve ready channels in a seeded random order, to explore
+            interleavings, instead of the order the loop listed them.
+        start_time: the virtual clock's reading at creation.
+    """
+
+    is_fake = True
+
+    def __init__(self, seed: int = 0, *, latency: float = 0.0,
+                 bandwidth: float | None = None, sndbuf: int = 16384,
+                 rcvbuf: int = 131072, shuffle: bool = False,
+                 start_time: float = 0.0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        for name, value in (("latency", latency), ("start_time", start_time)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if bandwidth is not None and (isinstance(bandwidth, bool)
+                                      or not isinstance(bandwidth, (int, float)) or bandwidth <= 0):
+            raise ValueError(f"bandwidth must be a number of bytes per second > 0 or None, got {bandwidth!r}")
+        for name, value in (("sndbuf", sndbuf), ("rcvbuf", rcvbuf)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int (bytes), got {value!r}")
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.latency = float(latency)
+        self.bandwidth = bandwidth
+        self.sndbuf = sndbuf
+        self.rcvbuf = rcvbuf
+        self.shuffle = shuffle
+        self._now = float(start_time)
+        self.timers = TimerQueue(self.time)
+        self._events: list[tuple[float, int, Callable[..., None], tuple]] = []
+        self._seq = itertools.count()
+        # sockets
+        self._fds: dict[int, Any] = {}
+        self._free_fds: list[int] = []
+        self._next_fd = _state.FAKE_FD_BASE + 3
+        self._conn_ids = itertools.count(1)
+        self.activity = 0  # bumped by every state change; tells progress
+        # addressing
+        self.hosts: dict[str, Host] = {}
+        self._names: dict[str, list[str]] = {}
+        self._bound: dict[tuple, list[Any]] = {}  # (family, ip, port) -> sockets
+        self._unix: dict[Any, Any] = {}  # path -> socket
+        self._time_wait: dict[tuple, float] = {}  # (family, ip, port) -> expiry
+        self._links: dict[tuple[str, str], tuple[float, float | None]] = {}
+        low, high = EPHEMERAL_PORTS
+        self._port_cursor = self.rng.randrange(low, high + 1)
+        self.add_host("localhost", "127.0.0.1", "::1")
+        self._local = self.add_host("local", "10.0.0.1", "fd00::1")
+        # loop integration
+        self._maps: list[dict] = []
+        self._pumping = 0
+        self._stalled = 0
+        self.closed = False
+
+    # -- identity --------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"<FakeNetwork seed={self.seed} t={self._now:.6f} "
+                f"sockets={len(self._fds)} pending={len(self._events)}>")
+
+    def __enter__(self) -> FakeNetwork:
+        if self.closed:
+            raise ValueError("this FakeNetwork is closed; make a new one")
+        _state.push(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _state.pop(self)
+        self.close()
+
+    def close(self) -> None:
+        """Close every socket still open and cancel pending timers."""
+        for sock in list(self._fds.values()):
+            sock._abort()
+        self.timers.clear()
+        self._events.clear()
+        self._maps.clear()
+        self.closed = True
+
+    # -- clock and events ---------------------------------------------------
+    def time(self) -> float:
+        """Virtual seconds since the network started (plus start_time)."""
+        return self._now
+
+    def schedule(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        """Run the internal event ``fn(*args)`` after *delay* virtual seconds."""
+        heapq.heappush(self._events, (self._now + delay, next(self._seq), fn, args))
+
+    def _next_event_time(self) -> float | None:
+        return self._events[0][0] if self._events else None
+
+    def _advance(self, when: float) -> None:
+        if when > self._now:
+            self._now = when
+
+    def _process_due(self) -> int:
+        """Run the internal events due now; return how many ran."""
+        ran = 0
+        events = self._events
+        while events and events[0][0] <= self._now:
+            _, _, fn, args = heapq.heappop(events)
+            fn(*args)
+            ran += 1
+        if ran:
+            self.activity += 1
+        return ran
+
+    def sleep(self, seconds: float | None) -> None:
+        """Advance virtual time by *seconds*, delivering what falls due."""
+        if seconds is None:
+            raise TypeError("'NoneType' object cannot be interpreted as an integer")
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        self._wait_until(self._now + seconds, lambda: False)
+
+    def _wait_until(self, deadline: float, ready: Callable[[], bool]) -> bool:
+        """Process events up to *deadline* or until *ready()*; True if ready."""
+        while True:
+            if ready():
+                return True
+            nxt = self._next_event_time()
+            if nxt is None or nxt > deadline:
+                self._advance(deadline)
+                return ready()
+            self._advance(nxt)
+            self._process_due()
+
+    # -- links ---------------------------------------------------------------
+    def link(self, a: str, b: str, *, latency: float | None = None,
+             bandwidth: float | None = None) -> None:
+        """Set the one-way latency and bandwidth between addresses *a* and *b*
+        (both directions)."""
+        lat = self.latency if latency is None else float(latency)
+        if lat < 0:
+            raise ValueError(f"latency must be >= 0, got {latency!r}")
+        if bandwidth is not None and bandwidth <= 0:
+            raise ValueError(f"bandwidth must be > 0 bytes/s or None, got {bandwidth!r}")
+        self._links[(a, b)] = self._links[(b, a)] = (lat, bandwidth)
+
+    def _link(self, a: str, b: str) -> tuple[float, float | None]:
+        return self._links.get((a, b), (self.latency, self.bandwidth))
+
+    # -- addressing ------------------------------------------------------------
+    def add_host(self, name: str, *addresses: str) -> Host:
+        """Add a machine called *name* with *addresses*; the name resolves to
+        them inside ``net.patch()`` and in every fake socket's ``connect``."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"host name must be a non-empty str, got {name!r}")
+        if name in self.hosts:
+            raise ValueError(f"host {name!r} exists already")
+        if not addresses:
+            raise ValueError(f"give host {name!r} at least one address, e.g. add_host({name!r}, '10.0.0.2')")
+        canon = []
+        for addr in addresses:
+            try:
+                canon.append(str(ipaddress.ip_address(addr)))
+            except ValueError:
+                raise ValueError(f"{addr!r} is not an IP address (host {name!r})") from None
+        for other in self.hosts.values():
+            clash = set(canon) & set(other.addresses)
+            if clash:
+                raise ValueError(f"address {sorted(clash)[0]} belongs to host {other.name!r} already")
+        host = Host(name, canon)
+        self.hosts[name] = host
+        self._names[name.lower()] = canon
+        return host
+
+    def resolve(self, host: Any, family: int) -> str:
+        """The IP text for *host* (a name, an IP, or '' for any) in *family*."""
+        if isinstance(host, bytes):
+            host = host.decode("idna")
+        if not isinstance(host, str):
+            raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
+        if host == "":
+            return "0.0.0.0" if family == _socket.AF_INET else "::"
+        if host == "<broadcast>":
+            return "255.255.255.255"
+        names = self._names.get(host.lower())
+        if names is not None:
+            want = 4 if family == _socket.AF_INET else 6
+            for ip in names:
+                if ipaddress.ip_address(ip).version == want:
+                    return ip
+            raise _socket.gaierror(_socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+        return _normalise_ip(host, family)
+
+    def is_local_ip(self, ip: str) -> bool:
+        """Is *ip* an address of some host of this network (or a wildcard)?"""
+        if ip in ("0.0.0.0", "::"):
+            return True
+        return any(ip in h.addresses for h in self.hosts.values())
+
+    def source_ip(self, dest_ip: str, family: int) -> str:
+        """The address an unbound socket sends from to reach *dest_ip*."""
+        if ipaddress.ip_address(dest_ip).is_loopback:
+            return dest_ip
+        if dest_ip in self._local.addresses:
+            return dest_ip
+        want = 4 if family == _socket.AF_INET else 6
+        for ip in self._local.addresses:
+            if ipaddress.ip_address(ip).version == want:
+                return ip
+        return dest_ip
+
+    def ephemeral_port(self, family: int, ip: str) -> int:
+        """A free port in the ephemeral range (deterministic from the seed)."""
+        low, high = EPHEMERAL_PORTS
+        span = high - low + 1
+        for _ in range(span):
+            port = self._port_cursor
+            self._port_cursor = low + (self._port_cursor - low + 1) % span
+            if not self._port_taken(family, ip, port):
+                return port
+        raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    def _port_taken(self, family: int, ip: str, port: int) -> bool:
+        for (fam, bip, bport), socks in self._bound.items():
+            if bport == port and fam == family and socks and (bip == ip or bip in ("0.0.0.0", "::") or ip in ("0.0.0.0", "::")):
+                return True
+        return False
+
+    # -- sockets -------------------------------------------------------------
+    def socket(self, family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None) -> Any:
+        """A new fake socket (the arguments of ``socket.socket``)."""
+        from simnet.fakesock.sockets import FakeSocket
+
+        if fileno is not None:
+            raise ValueError("fake sockets cannot be made from a file descriptor")
+        if self.closed:
+            raise ValueError("this FakeNetwork is closed; make a new one")
+        return FakeSocket(self, _socket.AF_INET if family == -1 else family,
+                          _socket.SOCK_STREAM if type == -1 else type,
+                          0 if proto == -1 else proto)
+
+    def _alloc_fd(self, sock: Any) -> int:
+        if self._free_fds:
+            fd = heapq.heappop(self._free_fds)  # lowest free, as the kernel does
+        else:
+            fd = self._next_fd
+            self._next_fd += 1
+        self._fds[fd] = sock
+        _state.fake_sockets_open += 1
+        _state.refresh()
+        return fd
+
+    def _release_fd(self, fd: int) -> None:
+        if self._fds.pop(fd, None) is not None:
+            heapq.heappush(self._free_fds, fd)
+            _state.fake_sockets_open -= 1
+            _state.refresh()
+
+    def new_conn_id(self) -> int:
+        return next(self._conn_ids)
+
+    @property
+    def sockets(self) -> list[Any]:
+        """The open fake sockets, by file number."""
+        return [self._fds[fd] for fd in sorted(self._fds)]
+
+    # -- readiness -------------------------------------------------------------
+    def _sock_for(self, fd: Any) -> Any:
+        if not isinstance(fd, int):
+            try:
+                fd = fd.fileno()
+            except AttributeError:
+                raise TypeError("argument must be an int, or have a fileno() method.") from None
+        sock = self._fds.get(fd)
+        if sock is None:
+            if fd < 0:
+                raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+            if fd < _state.FAKE_FD_BASE:
+                raise ValueError(
+                    f"fd {fd} is a real file descriptor, but this loop waits on {self!r}: "
+                    "a map cannot mix real and fake sockets")
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return sock
+
+    def _order(self, items: list) -> list:
+        if self.shuffle and len(items) > 1:
+            items = list(items)
+            self.rng.shuffle(items)
+        return items
+
+    def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
+        """``select.select`` over this network's file numbers, in virtual time."""
+        rs = [(fd, self._sock_for(fd)) for fd in r]
+        ws = [(fd, self._sock_for(fd)) for fd in w]
+        for fd in x:
+            self._sock_for(fd)
+
+        def ready() -> bool:
+            return any(s._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR) for _, s in rs) or \
+                any(s._poll_mask() & (_POLLOUT | _POLLERR) for _, s in ws)
+
+        self._wait(timeout, ready)
+        rr = [fd for fd, s in rs if s._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR)]
+        wr = [fd for fd, s in ws if s._poll_mask() & (_POLLOUT | _POLLERR)]
+        return self._order(rr), self._order(wr), []
+
+    def poll(self) -> _FakePoll:
+        """A ``select.poll``-like object over this network's file numbers."""
+        return _FakePoll(self)
+
+    def _wait(self, timeout: float | None, ready: Callable[[], bool]) -> None:
+        if timeout is not None and timeout < 0:
+            timeout = None if timeout == -1 else 0.0
+        self._process_due()
+        if ready():
+            self._stalled = 0
+            return
+        if timeout is None:
+            deadline = None
+        else:
+            deadline = self._now + timeout
+        nxt = self._next_event_time()
+        if nxt is None and deadline is None and not self.timers._heap:
+            raise Deadlock(self._deadlock_report("a wait with no timeout"))
+        if nxt is None and (deadline is None or not self.timers._heap):
+            self._stalled += 1
+            if self._stalled >= STALL_LIMIT:
+                self._stalled = 0
+                raise Deadlock(self._deadlock_report(
+                    f"{STALL_LIMIT} passes in a row with nothing ready and nothing pending"))
+        else:
+            self._stalled = 0
+        self._wait_until(float("inf") if deadline is None else deadline, ready)
+
+    def _deadlock_report(self, why: str) -> str:
+        lines = [f"deadlock on {self!r}: {why}; on a real network this would block forever.",
+                 "sockets:"]
+        for sock in self.sockets:
+            lines.append(f"  {sock._describe()}")
+        if len(lines) == 2:
+            lines.append("  (none open)")
+        return "\n".join(lines)
+
+    def describe(self) -> str:
+        """Every open socket's state, one per line."""
+        return "\n".join(s._describe() for s in self.sockets) or "(no sockets)"
+
+    # -- running dispatcher programs -----------------------------------------------
+    def _note_map(self, map: dict) -> None:
+        for m in self._maps:
+            if m is map:
+                return
+        self._maps.append(map)
+
+    def _pump(self) -> None:
+        """One non-waiting pass over each map this network's loop has served
+        (plus the default map), so dispatchers answer a blocking caller."""
+        if self._pumping:
+            return
+        from simnet import asyncore
+
+        self._pumping += 1
+        try:
+            maps = [asyncore.socket_map] + [m for m in self._maps if m is not asyncore.socket_map]
+            for m in maps:
+                if m and any(fd in self._fds for fd in m):
+                    asyncore.poll(0.0, m)
+            self.timers.run_due()
+        finally:
+            self._pumping -= 1
+
+    def block(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
+        """Run the simulation until *ready()* or the virtual *timeout*.
+
+        What a blocking call on a fake socket does: serve the maps (so a
+        dispatcher server answers), deliver in-flight data, fire timers, and
+        jump the clock to the next event when nothing else can happen.
+        Raises ``TimeoutError`` ("timed out") at the deadline, and
+        :class:`Deadlock` when nothing can ever make *ready()* true.
+        """
+        deadline = None if timeout is None else self._now + timeout
+        idle_passes = 0
+        while True:
+            self._process_due()
+            if ready():
+                return
+            before = self.activity
+            self._pump()
+            if ready():
+                return
+            if self.activity != before:
+                idle_passes = 0
+                continue
+            idle_passes += 1
+            nxt = self._next_event_time()
+            tnext = self.timers.next_deadline()
+            if tnext is not None and (nxt is None or tnext < nxt):
+                nxt = tnext
+            if nxt is None or (deadline is not None and nxt > deadline):
+                if deadline is None:
+                    if idle_passes < 3:
+                        continue
+                    raise Deadlock(self._deadlock_report(f"blocking {what} can never complete"))
+                self._advance(deadline)
+                self._process_due()
+                if ready():
+                    return
+                raise TimeoutError("timed out")
+            self._advance(nxt)
+            self.timers.run_due()
+
+    def run(self, until: Callable[[], bool] | None = None, timeout: float = 60.0,
+            map: dict | None = None, *, poller: str = "select") -> float:
+        """Run the loop on *map* until ``until()`` holds (default: the map is empty).
+
+        Returns the virtual seconds it took. Raises :class:`SimulationTimeout`
+        when *timeout* virtual seconds pass first, and :class:`Deadlock` when
+        nothing is ready and nothing is pending (the report lists each
+        socket's state).
+        """
+        from simnet import asyncore
+
+        if until is not None and not callable(until):
+            raise TypeError(f"until must be a callable returning bool, or None; got {until!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f"timeout must be a number of virtual seconds >= 0, got {timeout!r}")
+        if map is None:
+            map = asyncore.socket_map
+        poll_fun = {"select": asyncore.poll, "poll": asyncore.poll2}.get(poller)
+        if poll_fun is None:
+            raise ValueError(f"poller must be 'select' or 'poll', got {poller!r}")
+        start = self._now
+        deadline = start + timeout
+        done = until if until is not None else (lambda: not map)
+        stalls = 0
+        while not done():
+            if self._now >= deadline:
+                raise SimulationTimeout(
+                    f"run(): the condition did not hold within {timeout} virtual seconds "
+                    f"(seed {self.seed}).\n{self.describe()}")
+            if not map:
+                # no channel: only timers and in-flight events can change anything
+                nxt = [t for t in (self._next_event_time(), self.timers.next_deadline()) if t is not None]
+                if not nxt:
+                    raise Deadlock(self._deadlock_report("run() has an empty map and nothing pending"))
+                self._advance(min(min(nxt), deadline))
+                self._process_due()
+                self.timers.run_due()
+                continue
+            before = (self.activity, self._now)
+            poll_fun(deadline - self._now, map)
+            if (self.activity, self._now) == before:
+                stalls += 1
+                if stalls >= STALL_LIMIT:
+                    raise Deadlock(self._deadlock_report("the loop makes no progress"))
+            else:
+                stalls = 0
+        return self._now - start
+
+    # -- unmodified blocking clients ---------------------------------------------------
+    def patch(self) -> Any:
+        """A context in which the ``socket`` module talks to this network.
+
+        Inside it ``socket.socket``, ``socket.create_connection``,
+        ``socket.getaddrinfo``, ``gethostbyname`` and ``getfqdn`` go to the
+        fake network, so stdlib clients (``smtplib``, ``ftplib``, ``poplib``,
+        ``http.client``) run on it unmodified, single-threaded: their
+        blocking calls run the simulation.
+        """
+        from simnet.fakesock.patch import patch_socket_module
+
+        return patch_socket_module(self)
+
+
+class _FakePoll:
+    """``select.poll()`` for fake file numbers."""
+
+    def __init__(self, net: FakeNetwork) -> None:
+        self._net = net
+        self._fds: dict[int, int] = {}
+
+    def register(self, fd: Any, eventmask: int = _POLLIN | _POLLPRI | _POLLOUT) -> None:
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        self._fds[fd] = eventmask
+
+    def modify(self, fd: Any, eventmask: int) -> None:
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        if fd not in self._fds:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+        self._fds[fd] = eventmask
+
+    def unregister(self, fd: Any) -> None:
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        del self._fds[fd]
+
+    def _results(self) -> list[tuple[int, int]]:
+        out = []
+        net = self._net
+        for fd, mask in self._fds.items():
+            sock = net._fds.get(fd)
+            if sock is None:
+                if fd < _state.FAKE_FD_BASE:
+                    net._sock_for(fd)  # raises the mixing error
+                out.append((fd, _POLLNVAL))
+                continue
+            ev = sock._poll_mask() & (mask | _POLLERR | _POLLHUP)
+            if ev:
+                out.append((fd, ev))
+        return out
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        """Wait up to *timeout* milliseconds (None or negative: no limit)."""
+        if timeout is not None and timeout >= 0:
+            seconds = timeout / 1000.0
+        else:
+            seconds = None
+        for fd in self._fds:
+            if fd < _state.FAKE_FD_BASE:
+                self._net._sock_for(fd)
+        self._net._wait(seconds, lambda: bool(self._results()))
+        return self._net._order(self._results())
