@@ -174,6 +174,8 @@ def poll(timeout=0.0, map=None):
             r, w, e = select.select(r, w, e, timeout)
         else:
             net = _state.network_for_map(map) or _default_real()
+            if net.is_fake:
+                net._note_map(map)
             timers = net.timers
             pending = timers._heap
             if pending:
@@ -229,6 +231,8 @@ def poll2(timeout=0.0, map=None):
         pollster = select.poll()
     else:
         net = _state.network_for_map(map) or _default_real()
+        if net.is_fake:
+            net._note_map(map)
         timers = net.timers
         pollster = net.poll()
     register = pollster.register
@@ -364,6 +368,11 @@ class dispatcher:
         if map is None:
             map = self._map
         map[self._fileno] = self
+        if not _state.simple and self._fileno is not None and self._fileno >= _state.FAKE_FD_BASE:
+            # a fake network serves this map when a blocking call waits on it
+            net = getattr(self.socket, "network", None)
+            if net is not None:
+                net._note_map(map)
 
     def del_channel(self, map=None):
         """Take this channel out of *map* (default: its own map)."""

@@ -17,6 +17,7 @@ import socket as _socket
 from typing import Any, Callable, Iterable
 
 from simnet import _state
+from simnet.fakesock._connections import _Connections
 from simnet.network import Network
 from simnet.timers import TimerQueue
 
@@ -72,7 +73,7 @@ def _normalise_ip(host: str, family: int) -> str:
     return str(ip)
 
 
-class FakeNetwork(Network):
+class FakeNetwork(_Connections, Network):
     """A simulated network: TCP, UDP and Unix sockets, virtual time, a seed.
 
     Use it as a context manager, which makes it the current network::
@@ -606,3 +607,4 @@ class _FakePoll:
                 self._net._sock_for(fd)
         self._net._wait(seconds, lambda: bool(self._results()))
         return self._net._order(self._results())
+

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, ContextManager
 
+from simnet.fakesock import FakeNetwork
+
 # ---------------------------------------------------------------------------
 # targets
 
@@ -125,6 +127,7 @@ class Target:
 TARGETS: list[Target] = [
     Target("stdlib", _stdlib_modules, Loopback),
     Target("simnet", _simnet_modules, Loopback),
+    Target("simnet-fake", _simnet_modules, lambda: FakeNetwork(seed=1)),
 ]
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,165 @@
+"""The connection machinery of FakeNetwork: binding rules, the TCP handshake
+(with SYN retries against a full accept queue), UDP delivery."""
+
+from __future__ import annotations
+
+import errno
+import socket as _socket
+from typing import Any, Callable
+
+
+def _wild(family: int) -> str:
+    return "0.0.0.0" if family == _socket.AF_INET else "::"
+
+
+class _Connections:
+    """Mixin: binding rules, the TCP handshake, UDP delivery."""
+
+    def _bind_conflict(self, sock: Any, family: int, ip: str, port: int) -> bool:
+        reuse = sock._reuse()
+        wild = _wild(family)
+        for (fam, bip, bport), socks in self._bound.items():
+            if fam != family or bport != port or not socks:
+                continue
+            if not (bip == ip or bip == wild or ip == wild):
+                continue
+            for other in socks:
+                if not (reuse and other._reuse() and other._state != "listening"):
+                    return True
+        if not reuse:
+            for (fam, bip, bport), expiry in self._time_wait.items():
+                if fam == family and bport == port and expiry > self._now and (bip == ip or bip == wild or ip == wild):
+                    return True
+        return False
+
+    def _unbind(self, sock: Any) -> None:
+        key = sock._bound_key
+        if key is None:
+            return
+        sock._bound_key = None
+        if key[0] == "unix":
+            if self._unix.get(key[1]) is sock:
+                del self._unix[key[1]]
+            return
+        socks = self._bound.get(key)
+        if socks and sock in socks:
+            socks.remove(sock)
+            if not socks:
+                del self._bound[key]
+
+    def _forget_end(self, end: Any) -> None:
+        """A connection end is finished (hook for traces; nothing to free)."""
+
+    def _find(self, family: int, ip: str, port: int, type_: int, state: str | None) -> Any:
+        for key in ((family, ip, port), (family, _wild(family), port)):
+            for sock in reversed(self._bound.get(key, ())):
+                if sock._type == type_ and not sock._closed and (state is None or sock._state == state):
+                    return sock
+        return None
+
+    def _send_syn(self, sock: Any, key: tuple, token: int, attempt: int, lat: float) -> None:
+        self.schedule(lat, self._syn_arrives, sock, key, token, attempt, lat)
+
+    def _syn_arrives(self, sock: Any, key: tuple, token: int, attempt: int, lat: float) -> None:
+        from simnet.fakesock.sockets import SYN_RETRIES
+
+        if sock._connect_token != token or sock._closed or sock._state != "connecting":
+            return
+        ip, port = key
+        if not self.is_local_ip(ip):
+            listener = None
+            answer = "silence"
+        else:
+            listener = self._find(sock._family, ip, port, sock._type, "listening")
+            if listener is None:
+                answer = "rst"
+            elif listener._queue_full():
+                answer = "silence"  # the SYN is dropped; the client retries
+            else:
+                answer = "accept"
+        if answer == "accept":
+            self._establish(sock, listener, lat, key)
+        elif answer == "rst":
+            self._after(lat, self._connect_failed, sock, token, errno.ECONNREFUSED)
+        elif attempt < len(SYN_RETRIES) - 1:
+            delay = SYN_RETRIES[attempt]
+            self.schedule(max(delay - lat, 0.0), self._send_syn, sock, key, token, attempt + 1, lat)
+        else:
+            self.schedule(max(SYN_RETRIES[attempt] - lat, 0.0), self._connect_failed,
+                          sock, token, errno.ETIMEDOUT)
+
+    def _after(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
+        # Handshake steps always go through the event queue, even with no
+        # latency: as on Linux loopback, a non-blocking connect() returns
+        # EINPROGRESS and the socket is still connecting until the next wait.
+        self.schedule(delay, fn, *args)
+
+    def _connect_failed(self, sock: Any, token: int, code: int) -> None:
+        if sock._connect_token != token or sock._closed or sock._state != "connecting":
+            return
+        sock._state = "new"
+        sock._err = code
+        self.activity += 1
+
+    def _establish(self, client: Any, listener: Any, lat: float | None, key: Any,
+                   sync: bool = False) -> None:
+        from simnet.fakesock.sockets import _End
+
+        cid = self.new_conn_id()
+        if client._family == _socket.AF_UNIX:
+            c_laddr = client._laddr if client._laddr is not None else ""
+            s_laddr = listener._laddr
+            lat, bw = 0.0, None
+        else:
+            c_laddr = client._laddr
+            s_laddr = key
+            lat, bw = self._link(c_laddr[0], key[0])
+        c_end = _End(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw)
+        s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, listener._sndbuf, lat, bw)
+        c_end.peer, s_end.peer = s_end, c_end
+        listener._accept_q.append(s_end)
+        self.activity += 1
+        token = client._connect_token
+
+        def complete() -> None:
+            if client._closed or client._connect_token != token:
+                s_end.send_rst()
+                return
+            client._end = c_end
+            client._state = "connected"
+            self.activity += 1
+
+        if sync:
+            complete()  # Unix sockets connect within connect()
+        else:
+            self._after(lat, complete)
+
+    def _send_datagram(self, sock: Any, payload: bytes, key: Any) -> None:
+        if sock._family == _socket.AF_UNIX:
+            dest = self._unix.get(key)
+            if dest is None:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            if dest._type != sock._type:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            dest._accept_datagram(payload, sock._laddr)
+            return
+        ip, port = key
+        lat, bw = self._link(sock._laddr[0], ip)
+        src = sock._laddr
+        if src[0] == _wild(sock._family):
+            src = (self.source_ip(ip, sock._family), src[1])
+        delay = lat + (len(payload) / bw if bw else 0.0)
+
+        def arrive() -> None:
+            dest = self._find(sock._family, ip, port, _socket.SOCK_DGRAM, None)
+            if dest is not None:
+                dest._accept_datagram(payload, src)
+            elif sock._raddr == key and not sock._closed:
+                # ICMP port unreachable: only a connected socket hears of it
+                sock._err = errno.ECONNREFUSED
+                self.activity += 1
+
+        if delay:
+            self.schedule(delay, arrive)
+        else:
+            arrive()  # loopback delivers a datagram within sendto()

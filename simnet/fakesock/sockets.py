@@ -1,0 +1,881 @@
+"""FakeSocket: the socket API over the simulated network, with Linux semantics.
+
+Errors are the kernel's, as Python raises them: ``BlockingIOError`` (EAGAIN)
+when a non-blocking call would block, ``ConnectionRefusedError``,
+``ConnectionResetError``, ``BrokenPipeError`` (EPIPE), ``OSError`` with
+ENOTCONN, EISCONN, EALREADY, EINVAL, EADDRINUSE, EBADF ... where Linux gives
+them. ``tests/conformance`` checks the same operation sequences against real
+loopback sockets.
+
+TCP model: each connection has two ends. ``send`` appends to the sender's
+send queue (bounded by SO_SNDBUF); the queue drains into the peer's receive
+buffer (bounded by SO_RCVBUF) after the link's latency, so backpressure makes
+partial sends on its own. A FIN follows the last byte; a RST (``close`` with
+unread data, or SO_LINGER 0) discards everything and reaches the peer as
+ECONNRESET.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import socket as _socket
+import struct
+from collections import deque
+from typing import Any
+
+_POLLIN, _POLLOUT, _POLLERR, _POLLHUP = 0x001, 0x004, 0x008, 0x010
+
+AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
+SOCK_STREAM, SOCK_DGRAM = _socket.SOCK_STREAM, _socket.SOCK_DGRAM
+_TYPE_MASK = ~(getattr(_socket, "SOCK_NONBLOCK", 0) | getattr(_socket, "SOCK_CLOEXEC", 0))
+
+#: Linux: a connect whose SYNs go unanswered fails after 6 retries (~127 s).
+SYN_RETRIES = (1, 2, 4, 8, 16, 32, 64)
+#: How long an actively closed connection's local address stays in TIME_WAIT.
+TIME_WAIT = 60.0
+#: Largest UDP payload over IPv4 / IPv6.
+MAX_UDP = {AF_INET: 65507, AF_INET6: 65527}
+SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
+
+_MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
+
+_KNOWN_OPTS = {
+    (_socket.SOL_SOCKET, _socket.SO_REUSEADDR), (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE),
+    (_socket.SOL_SOCKET, _socket.SO_BROADCAST), (_socket.SOL_SOCKET, _socket.SO_SNDBUF),
+    (_socket.SOL_SOCKET, _socket.SO_RCVBUF), (_socket.SOL_SOCKET, _socket.SO_LINGER),
+    (_socket.SOL_SOCKET, _socket.SO_OOBINLINE),
+    (_socket.IPPROTO_TCP, _socket.TCP_NODELAY),
+}
+for _name in ("SO_REUSEPORT", "SO_RCVLOWAT", "SO_SNDLOWAT", "SO_PRIORITY"):
+    if hasattr(_socket, _name):
+        _KNOWN_OPTS.add((_socket.SOL_SOCKET, getattr(_socket, _name)))
+for _name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_QUICKACK", "TCP_USER_TIMEOUT"):
+    if hasattr(_socket, _name):
+        _KNOWN_OPTS.add((_socket.IPPROTO_TCP, getattr(_socket, _name)))
+for _name in ("IPV6_V6ONLY",):
+    if hasattr(_socket, _name):
+        _KNOWN_OPTS.add((_socket.IPPROTO_IPV6, getattr(_socket, _name)))
+
+
+def _oserror(code: int) -> OSError:
+    """The exception Python raises for errno *code* (its OSError subclass)."""
+    return OSError(code, _strerror(code))
+
+
+def _strerror(code: int) -> str:
+    import os
+
+    return os.strerror(code)
+
+
+def _blocking() -> BlockingIOError:
+    return BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+class _End:
+    """One end of a simulated TCP (or Unix stream) connection."""
+
+    __slots__ = ("net", "sock", "peer", "conn_id", "laddr", "raddr", "rbuf", "rcap",
+                 "sq", "scap", "inflight", "fin_rcvd", "rd_shut", "wr_shut", "fin_sent",
+                 "err", "reset", "detached", "link_free", "lat", "bw", "bytes_in", "bytes_out")
+
+    def __init__(self, net: Any, sock: Any, laddr: Any, raddr: Any, conn_id: int,
+                 rcap: int, scap: int, lat: float, bw: float | None) -> None:
+        self.net = net
+        self.sock = sock
+        self.peer: _End | None = None
+        self.conn_id = conn_id
+        self.laddr = laddr
+        self.raddr = raddr
+        self.rbuf = bytearray()
+        self.rcap = rcap
+        self.sq = bytearray()
+        self.scap = scap
+        self.inflight = 0
+        self.fin_rcvd = False
+        self.rd_shut = False
+        self.wr_shut = False
+        self.fin_sent = False
+        self.err = 0
+        self.reset = False
+        self.detached = False  # the socket is closed; the end finishes sending
+        self.link_free = 0.0
+        self.lat = lat
+        self.bw = bw
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # -- sending -------------------------------------------------------------
+    def transmit(self) -> None:
+        """Move queued bytes (then the FIN) toward the peer as its window allows."""
+        peer = self.peer
+        if peer is None or self.reset:
+            return
+        room = peer.rcap - len(peer.rbuf) - self.inflight
+        n = min(len(self.sq), room)
+        if n > 0:
+            chunk = bytes(self.sq[:n])
+            del self.sq[:n]
+            self.bytes_out += n
+            self._ship(self._deliver, chunk, n)
+        if not self.sq and self.wr_shut and not self.fin_sent:
+            self.fin_sent = True
+            self._ship(self._deliver_fin, None, 0)
+
+    def _ship(self, fn: Any, chunk: Any, n: int) -> None:
+        net = self.net
+        if self.lat == 0 and self.bw is None:
+            fn(chunk)
+            return
+        start = max(net._now, self.link_free)
+        done = start + (n / self.bw if self.bw else 0.0)
+        self.link_free = done
+        self.inflight += n
+        net.schedule(done + self.lat - net._now, fn, chunk)
+
+    def _deliver(self, chunk: bytes) -> None:
+        self.inflight -= len(chunk) if (self.lat or self.bw) else 0
+        peer = self.peer
+        if peer is None or self.reset:
+            return
+        if peer.detached:
+            # data for a closed socket: Linux answers with a RST
+            peer.send_rst()
+            return
+        peer.rbuf += chunk
+        peer.bytes_in += len(chunk)
+        self.net.activity += 1
+
+    def _deliver_fin(self, _: Any) -> None:
+        peer = self.peer
+        if peer is None or self.reset:
+            return
+        peer.fin_rcvd = True
+        self.net.activity += 1
+        if peer.detached and peer.fin_sent:
+            peer.finish()
+
+    # -- teardown ------------------------------------------------------------
+    def send_rst(self) -> None:
+        """Abort: discard both queues and reset the peer (ECONNRESET)."""
+        peer = self.peer
+        self.sq.clear()
+        self.reset = True
+        self.peer = None
+        if peer is not None and not peer.reset:
+            if self.lat == 0 and self.bw is None:
+                peer.receive_rst()
+            else:
+                self.net.schedule(self.lat, peer.receive_rst)
+        self.finish()
+
+    def receive_rst(self) -> None:
+        if self.reset:
+            return
+        self.reset = True
+        self.peer = None
+        self.sq.clear()
+        self.err = errno.ECONNRESET
+        self.net.activity += 1
+        if self.detached:
+            self.finish()
+
+    def finish(self) -> None:
+        """The connection is over for this end: release what it holds."""
+        if self.detached:
+            self.net._forget_end(self)
+
+    def describe(self) -> str:
+        state = "RESET" if self.reset else (
+            "CLOSED" if self.fin_rcvd and self.wr_shut else
+            "FIN_RCVD" if self.fin_rcvd else "WR_SHUT" if self.wr_shut else "ESTABLISHED")
+        return (f"conn#{self.conn_id} {state} unread={len(self.rbuf)} unsent={len(self.sq)} "
+                f"in={self.bytes_in} out={self.bytes_out}")
+
+
+class FakeSocket:
+    """A socket on a :class:`~simnet.fakesock.FakeNetwork`; made by ``net.socket()``.
+
+    It has the methods and errors of ``socket.socket`` (see the module
+    docstring). Blocking calls run the simulation until they can complete;
+    timeouts are in virtual seconds.
+    """
+
+    def __init__(self, net: Any, family: int, type: int, proto: int = 0) -> None:
+        if family not in (AF_INET, AF_INET6, AF_UNIX):
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        base = type & _TYPE_MASK
+        if base not in (SOCK_STREAM, SOCK_DGRAM):
+            raise OSError(errno.ESOCKTNOSUPPORT if base > 0 else errno.EINVAL,
+                          "Socket type not supported")
+        self.network = net
+        self._family = family
+        self._type = base
+        self._proto = proto
+        self._timeout = _socket.getdefaulttimeout()
+        if getattr(_socket, "SOCK_NONBLOCK", 0) and type & _socket.SOCK_NONBLOCK:
+            self._timeout = 0.0
+        self._closed = False
+        self._io_refs = 0
+        self._opts: dict[tuple[int, int], Any] = {}
+        self._sndbuf = net.sndbuf
+        self._rcvbuf = net.rcvbuf
+        self._state = "new"  # new, listening, connecting, connected, refused
+        self._laddr: Any = None
+        self._bound_key: Any = None
+        self._raddr: Any = None
+        self._end: _End | None = None
+        self._err = 0  # SO_ERROR of a socket without a connection end
+        # listening
+        self._backlog = 0
+        self._accept_q: deque[_End] = deque()
+        self._syn_waiters: deque[Any] = deque()
+        # connecting
+        self._connect_token = 0
+        # datagrams
+        self._dgrams: deque[tuple[bytes, Any]] = deque()
+        self._dgram_bytes = 0
+        self._fd = net._alloc_fd(self)
+
+    # -- basic properties ---------------------------------------------------------
+    @property
+    def family(self) -> _socket.AddressFamily:
+        return _socket.AddressFamily(self._family)
+
+    @property
+    def type(self) -> _socket.SocketKind:
+        return _socket.SocketKind(self._type)
+
+    @property
+    def proto(self) -> int:
+        return self._proto
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    def fileno(self) -> int:
+        return -1 if self._closed else self._fd
+
+    def __repr__(self) -> str:
+        closed = " [closed]" if self._closed else ""
+        parts = [f"<simnet.FakeSocket{closed} fd={self.fileno()}", f"family={self.family.name}",
+                 f"type={self.type.name}", f"proto={self._proto}"]
+        if not self._closed:
+            if self._laddr is not None:
+                parts.append(f"laddr={self._laddr!r}")
+            if self._raddr is not None and self._state == "connected":
+                parts.append(f"raddr={self._raddr!r}")
+        return ", ".join(parts) + ">"
+
+    def _describe(self) -> str:
+        what = self._state
+        if self._end is not None:
+            what = self._end.describe()
+        elif self._state == "listening":
+            what = f"LISTEN backlog={self._backlog} queued={len(self._accept_q)}"
+        elif self._type == SOCK_DGRAM:
+            what = f"UDP queued={len(self._dgrams)}"
+        mode = "non-blocking" if self._timeout == 0 else (
+            "blocking" if self._timeout is None else f"timeout={self._timeout}")
+        return f"fd={self._fd} {self.family.name}/{self.type.name} {mode} laddr={self._laddr!r} raddr={self._raddr!r} {what}"
+
+    def __enter__(self) -> FakeSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> None:
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    # -- blocking mode -----------------------------------------------------------------
+    def setblocking(self, flag: bool) -> None:
+        self._check()
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        self._check()
+        return self._timeout != 0.0
+
+    def settimeout(self, value: float | None) -> None:
+        self._check()
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError("Timeout value must be int, float or None")
+            if value < 0:
+                raise ValueError("Timeout value out of range")
+            value = float(value)
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _check(self) -> None:
+        if self._closed:
+            raise _oserror(errno.EBADF)
+
+    def _wait(self, ready: Any, what: str) -> None:
+        """Block (run the simulation) until ready(), honouring the timeout."""
+        if self._timeout == 0.0:
+            raise _blocking()
+        self.network.block(ready, self._timeout, what)
+
+    # -- addresses -------------------------------------------------------------------
+    def _parse(self, address: Any, what: str) -> Any:
+        """Validate *address* as the kernel and CPython do; return the key form."""
+        fam = self._family
+        if fam == AF_UNIX:
+            if isinstance(address, (bytes, bytearray)):
+                return bytes(address)
+            if isinstance(address, str):
+                return address
+            raise TypeError(f"{what}(): AF_UNIX address must be str or bytes, not {type(address).__name__}")
+        if not isinstance(address, tuple):
+            kind = "AF_INET" if fam == AF_INET else "AF_INET6"
+            raise TypeError(f"{what}(): {kind} address must be tuple, not {type(address).__name__}")
+        if fam == AF_INET and len(address) != 2 or fam == AF_INET6 and not 2 <= len(address) <= 4:
+            raise TypeError(f"{what}(): AF_INET{'6' if fam == AF_INET6 else ''} address must be a pair (host, port)")
+        host, port = address[0], address[1]
+        if not isinstance(port, int) or isinstance(port, bool):
+            raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+        if not 0 <= port <= 65535:
+            raise OverflowError(f"{what}(): port must be 0-65535.")
+        ip = self.network.resolve(host, fam)
+        return (ip, port)
+
+    def _sockname(self, key: Any) -> Any:
+        if self._family == AF_INET6 and key is not None and not isinstance(key, (str, bytes)):
+            return (key[0], key[1], 0, 0)
+        return key
+
+    def getsockname(self) -> Any:
+        self._check()
+        if self._laddr is None:
+            if self._family == AF_UNIX:
+                return ""
+            return ("0.0.0.0", 0) if self._family == AF_INET else ("::", 0, 0, 0)
+        return self._sockname(self._laddr)
+
+    def getpeername(self) -> Any:
+        self._check()
+        if self._state != "connected" or self._raddr is None or (self._end is not None and self._end.reset):
+            raise _oserror(errno.ENOTCONN)
+        return self._sockname(self._raddr)
+
+    def bind(self, address: Any) -> None:
+        self._check()
+        key = self._parse(address, "bind")
+        if self._laddr is not None:
+            raise _oserror(errno.EINVAL)
+        net = self.network
+        if self._family == AF_UNIX:
+            if key in ("", b""):
+                raise _oserror(errno.EINVAL)
+            if key in net._unix:
+                raise _oserror(errno.EADDRINUSE)
+            net._unix[key] = self
+            self._laddr = key
+            self._bound_key = ("unix", key)
+            return
+        ip, port = key
+        if not net.is_local_ip(ip):
+            raise _oserror(errno.EADDRNOTAVAIL)
+        if port == 0:
+            port = net.ephemeral_port(self._family, ip)
+        elif net._bind_conflict(self, self._family, ip, port):
+            raise _oserror(errno.EADDRINUSE)
+        self._register(ip, port)
+
+    def _register(self, ip: str, port: int) -> None:
+        self._laddr = (ip, port)
+        self._bound_key = (self._family, ip, port)
+        self.network._bound.setdefault(self._bound_key, []).append(self)
+
+    def _autobind(self, dest_ip: str | None = None) -> None:
+        if self._laddr is not None:
+            return
+        net = self.network
+        if self._family == AF_UNIX:
+            return
+        ip = net.source_ip(dest_ip, self._family) if dest_ip else ("0.0.0.0" if self._family == AF_INET else "::")
+        self._register(ip, net.ephemeral_port(self._family, ip))
+
+    # -- options ---------------------------------------------------------------
+    def setsockopt(self, level: int, optname: int, value: Any, optlen: Any = None) -> None:
+        self._check()
+        if (level, optname) not in _KNOWN_OPTS:
+            raise _oserror(errno.ENOPROTOOPT)
+        if level == _socket.SOL_SOCKET and optname == _socket.SO_SNDBUF:
+            self._sndbuf = max(_MIN_SNDBUF, int(value) * 2)
+            if self._end is not None:
+                self._end.scap = self._sndbuf
+        elif level == _socket.SOL_SOCKET and optname == _socket.SO_RCVBUF:
+            self._rcvbuf = max(_MIN_RCVBUF, int(value) * 2)
+            if self._end is not None:
+                self._end.rcap = self._rcvbuf
+        elif level == _socket.SOL_SOCKET and optname == _socket.SO_LINGER:
+            if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
+                raise _oserror(errno.EINVAL)
+            value = struct.unpack("ii", value)
+        elif not isinstance(value, (bytes, bytearray)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("a bytes-like object is required, not '%s'" % type(value).__name__)
+            value = int(value)
+        self._opts[(level, optname)] = value
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
+        self._check()
+        sol = _socket.SOL_SOCKET
+        if (level, optname) == (sol, _socket.SO_ERROR):
+            if self._end is not None and self._end.err:
+                value, self._end.err = self._end.err, 0
+            else:
+                value, self._err = self._err, 0
+        elif (level, optname) == (sol, _socket.SO_TYPE):
+            value = self._type
+        elif (level, optname) == (sol, _socket.SO_ACCEPTCONN):
+            value = int(self._state == "listening")
+        elif (level, optname) == (sol, _socket.SO_SNDBUF):
+            value = self._sndbuf
+        elif (level, optname) == (sol, _socket.SO_RCVBUF):
+            value = self._rcvbuf
+        elif (level, optname) == (sol, _socket.SO_LINGER):
+            onoff, linger = self._opts.get((level, optname), (0, 0))
+            packed = struct.pack("ii", onoff, linger)
+            return packed[:buflen] if buflen else onoff
+        elif (level, optname) in _KNOWN_OPTS:
+            value = self._opts.get((level, optname), 0)
+            if isinstance(value, (bytes, bytearray)):
+                return bytes(value)[:buflen] if buflen else int.from_bytes(bytes(value)[:4], "little")
+        else:
+            raise _oserror(errno.ENOPROTOOPT)
+        if buflen:
+            return struct.pack("i", value)[:buflen]
+        return value
+
+    def _reuse(self) -> bool:
+        return bool(self._opts.get((_socket.SOL_SOCKET, _socket.SO_REUSEADDR), 0))
+
+    # -- TCP: listen / accept / connect -------------------------------------------
+    def listen(self, backlog: int = min(SOMAXCONN, 128)) -> None:
+        self._check()
+        if self._type != SOCK_STREAM:
+            raise _oserror(errno.EOPNOTSUPP)
+        if self._state not in ("new", "listening"):
+            raise _oserror(errno.EINVAL)
+        if self._laddr is None:
+            if self._family == AF_UNIX:
+                raise _oserror(errno.EINVAL)
+            self._autobind()
+        self._backlog = min(max(int(backlog), 0), SOMAXCONN)
+        self._state = "listening"
+        self.network.activity += 1
+
+    def _queue_full(self) -> bool:
+        # Linux keeps backlog + 1 connections in the accept queue
+        return len(self._accept_q) > self._backlog
+
+    def accept(self) -> tuple[FakeSocket, Any]:
+        self._check()
+        if self._state != "listening":
+            raise _oserror(errno.EINVAL)
+        if not self._accept_q:
+            self._wait(lambda: bool(self._accept_q) or self._closed, "accept()")
+            self._check()
+        end = self._accept_q.popleft()
+        sock = FakeSocket(self.network, self._family, self._type, self._proto)
+        sock._state = "connected"
+        sock._end = end
+        end.sock = sock
+        sock._laddr = end.laddr
+        sock._raddr = end.raddr
+        sock._sndbuf = end.scap
+        sock._rcvbuf = end.rcap
+        if self._family != AF_UNIX:
+            sock._bound_key = (self._family, end.laddr[0], end.laddr[1])
+            self.network._bound.setdefault(sock._bound_key, []).append(sock)
+            sock._opts[(_socket.SOL_SOCKET, _socket.SO_REUSEADDR)] = int(self._reuse())
+        self.network.activity += 1
+        return sock, self._sockname(end.raddr) if end.raddr is not None else ""
+
+    def connect(self, address: Any) -> None:
+        code = self._connect(address, "connect")
+        if code == -1:
+            raise TimeoutError("timed out")
+        if code:
+            raise _oserror(code)
+
+    def connect_ex(self, address: Any) -> int:
+        code = self._connect(address, "connect_ex")
+        return errno.EWOULDBLOCK if code == -1 else code
+
+    def _connect(self, address: Any, what: str) -> int:
+        self._check()
+        key = self._parse(address, what)
+        net = self.network
+        if self._type == SOCK_DGRAM:
+            if self._family != AF_UNIX:
+                self._autobind(key[0])
+            self._raddr = key
+            self._state = "connected"
+            return 0
+        if self._state == "connected":
+            return errno.EISCONN
+        if self._state == "listening":
+            return errno.EISCONN
+        if self._state == "connecting":
+            if self._timeout == 0.0:
+                return errno.EALREADY
+        else:
+            self._start_connect(key)
+        if self._state == "connecting":
+            if self._timeout == 0.0:
+                return errno.EINPROGRESS
+            try:
+                net.block(lambda: self._state != "connecting", self._timeout, f"{what}()")
+            except TimeoutError:
+                return -1
+        if self._state == "connected":
+            return 0
+        code, self._err = self._err, 0
+        return code or errno.ECONNREFUSED
+
+    def _start_connect(self, key: Any) -> None:
+        net = self.network
+        self._err = 0
+        if self._family == AF_UNIX:
+            listener = net._unix.get(key)
+            if listener is None:
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+            if listener._state != "listening" or listener._type != self._type:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
+            if listener._queue_full():
+                if self._timeout == 0.0:
+                    raise _blocking()
+                net.block(lambda: not listener._queue_full() or listener._state != "listening",
+                          self._timeout, "connect()")
+            self._raddr = key
+            net._establish(self, listener, None, key, sync=True)
+            return
+        ip, port = key
+        self._autobind(ip)
+        self._raddr = key
+        self._state = "connecting"
+        self._connect_token += 1
+        token = self._connect_token
+        lat, _ = net._link(self._laddr[0], ip)
+        net.activity += 1
+        net._send_syn(self, key, token, 0, lat)
+
+    # -- stream I/O -----------------------------------------------------------------------
+    def _conn_end(self) -> _End:
+        """The connection end for a stream operation, or the right error."""
+        end = self._end
+        if end is None:
+            if self._err:
+                code, self._err = self._err, 0
+                raise _oserror(code)
+            raise _oserror(errno.ENOTCONN)
+        return end
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self._check()
+        view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+        if self._type == SOCK_DGRAM:
+            if self._raddr is None:
+                raise _oserror(errno.EDESTADDRREQ)
+            return self._sendto(bytes(view), self._raddr)
+        if self._state == "connecting":
+            self._wait(lambda: self._state != "connecting", "send()")
+        end = self._end
+        if end is None:
+            if self._err:
+                code, self._err = self._err, 0
+                raise _oserror(code)
+            raise _oserror(errno.EPIPE)
+        while True:
+            if end.err:
+                code, end.err = end.err, 0
+                raise _oserror(code)
+            if end.wr_shut or end.reset:
+                raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
+            space = end.scap - len(end.sq)
+            if space > 0:
+                break
+            self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()")
+        n = min(len(view), space)
+        end.sq += view[:n]
+        end.transmit()
+        self.network.activity += 1
+        return n
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        sent = 0
+        while sent < total:
+            sent += self.send(view[sent:], flags)
+        return None
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._check()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        if self._type == SOCK_DGRAM:
+            return self._recvfrom(bufsize, flags)[0]
+        peek = bool(flags & _socket.MSG_PEEK)
+        if self._state == "connecting":
+            if bufsize == 0 and self._timeout == 0.0:
+                raise _blocking()
+            self._wait(lambda: self._state != "connecting", "recv()")
+        end = self._conn_end()
+        if bufsize == 0:
+            return b""
+        while True:
+            if end.rbuf:
+                data = bytes(end.rbuf[:bufsize])
+                if not peek:
+                    del end.rbuf[:bufsize]
+                    peer = end.peer
+                    if peer is not None:
+                        peer.transmit()  # the window opened
+                    self.network.activity += 1
+                return data
+            if end.fin_rcvd:
+                return b""
+            if end.err:
+                code, end.err = end.err, 0
+                raise _oserror(code)
+            if end.rd_shut or end.reset:
+                return b""
+            self._wait(lambda: bool(end.rbuf) or end.fin_rcvd or bool(end.err) or end.reset or end.rd_shut,
+                       "recv()")
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes == 0 or nbytes > len(view):
+            if nbytes > len(view):
+                raise ValueError("buffer too small for requested bytes")
+            nbytes = len(view)
+        data = self.recv(nbytes, flags)
+        view[:len(data)] = data
+        return len(data)
+
+    def shutdown(self, how: int) -> None:
+        self._check()
+        if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
+            raise _oserror(errno.EINVAL)
+        if self._type == SOCK_DGRAM:
+            if self._raddr is None:
+                raise _oserror(errno.ENOTCONN)
+            return
+        if self._state == "listening":
+            return
+        end = self._end
+        if end is None:
+            raise _oserror(errno.ENOTCONN)
+        if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+            end.rd_shut = True
+        if how in (_socket.SHUT_WR, _socket.SHUT_RDWR) and not end.wr_shut:
+            end.wr_shut = True
+            end.transmit()
+        self.network.activity += 1
+
+    # -- datagrams -----------------------------------------------------------------
+    def sendto(self, data: Any, flags_or_addr: Any, addr: Any = None) -> int:
+        self._check()
+        address = flags_or_addr if addr is None else addr
+        payload = bytes(memoryview(data).cast("B"))
+        if self._type == SOCK_STREAM:
+            if self._state == "connected":
+                return self.send(payload)
+            raise _oserror(errno.EPIPE if self._family != AF_UNIX else errno.ENOTCONN)
+        key = self._parse(address, "sendto")
+        return self._sendto(payload, key)
+
+    def _sendto(self, payload: bytes, key: Any) -> int:
+        net = self.network
+        if self._family != AF_UNIX:
+            if len(payload) > MAX_UDP[self._family]:
+                raise _oserror(errno.EMSGSIZE)
+            self._autobind(key[0])
+        net._send_datagram(self, payload, key)
+        return len(payload)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        self._check()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        if self._type == SOCK_STREAM:
+            data = self.recv(bufsize, flags)
+            return data, None
+        return self._recvfrom(bufsize, flags)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        view = memoryview(buffer).cast("B")
+        nbytes = nbytes or len(view)
+        data, addr = self.recvfrom(nbytes, flags)
+        view[:len(data)] = data
+        return len(data), addr
+
+    def _recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+        while True:
+            if self._dgrams:
+                data, src = self._dgrams[0] if flags & _socket.MSG_PEEK else self._dgrams.popleft()
+                if not flags & _socket.MSG_PEEK:
+                    self._dgram_bytes -= len(data)
+                    self.network.activity += 1
+                return data[:bufsize], self._sockname(src)
+            if self._err:
+                code, self._err = self._err, 0
+                raise _oserror(code)
+            self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()")
+
+    def _accept_datagram(self, data: bytes, src: Any) -> None:
+        if self._closed:
+            return
+        if self._raddr is not None and src != self._raddr:
+            return  # a connected UDP socket takes its peer's datagrams only
+        if self._dgram_bytes + len(data) > self._rcvbuf:
+            return  # receive buffer full: dropped, as UDP does
+        self._dgrams.append((data, src))
+        self._dgram_bytes += len(data)
+        self.network.activity += 1
+
+    # -- readiness -------------------------------------------------------------------
+    def _poll_mask(self) -> int:
+        """What ``poll()`` would report for this socket now (Linux tcp_poll)."""
+        if self._closed:
+            return 0
+        if self._type == SOCK_DGRAM:
+            mask = _POLLOUT
+            if self._dgrams:
+                mask |= _POLLIN
+            if self._err:
+                mask |= _POLLERR
+            return mask
+        state = self._state
+        if state == "listening":
+            return _POLLIN if self._accept_q else 0
+        if state == "connecting":
+            return 0
+        end = self._end
+        if end is None:
+            # never connected, or a connect that failed
+            mask = _POLLOUT | _POLLHUP if self._family != AF_UNIX else _POLLOUT
+            if self._err:
+                mask |= _POLLERR | _POLLIN
+            return mask
+        mask = 0
+        if end.reset:
+            mask = _POLLIN | _POLLOUT | _POLLHUP
+            if end.err:
+                mask |= _POLLERR
+            return mask
+        if end.rbuf or end.fin_rcvd or end.rd_shut:
+            mask |= _POLLIN
+        if end.wr_shut or end.scap - len(end.sq) > 0:
+            mask |= _POLLOUT
+        if (end.fin_rcvd or end.rd_shut) and end.wr_shut:
+            mask |= _POLLHUP
+        if end.err:
+            mask |= _POLLERR
+        return mask
+
+    # -- closing -----------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._io_refs <= 0:
+            self._real_close()
+
+    def _real_close(self) -> None:
+        net = self.network
+        end = self._end
+        if end is not None:
+            end.sock = None
+            end.detached = True
+            linger = self._opts.get((_socket.SOL_SOCKET, _socket.SO_LINGER), (0, 0))
+            if end.reset:
+                net._forget_end(end)
+            elif end.rbuf or (linger[0] and linger[1] == 0):
+                end.send_rst()  # unread data or SO_LINGER 0: abort
+            else:
+                if not end.fin_rcvd and self._family != AF_UNIX:
+                    net._time_wait[(self._family,) + tuple(end.laddr)] = net._now + TIME_WAIT
+                end.rd_shut = True
+                if not end.wr_shut:
+                    end.wr_shut = True
+                    end.transmit()
+                if end.fin_sent and end.fin_rcvd:
+                    net._forget_end(end)
+        if self._state == "listening":
+            # connections nobody accepted are reset
+            for pending in list(self._accept_q):
+                pending.detached = True
+                pending.send_rst()
+            self._accept_q.clear()
+        if self._state == "connecting":
+            self._connect_token += 1
+        self._state = "closed"
+        net._unbind(self)
+        net._release_fd(self._fd)
+        net.activity += 1
+
+    def _abort(self) -> None:
+        """Close without ceremony (the network itself is closing)."""
+        self._io_refs = 0
+        self._closed = True
+        self.network._unbind(self)
+        self.network._release_fd(self._fd)
+
+    def detach(self) -> int:
+        raise OSError(errno.EOPNOTSUPP, "a fake socket has no kernel file descriptor to detach")
+
+    def dup(self) -> FakeSocket:
+        raise OSError(errno.EOPNOTSUPP, "fake sockets cannot be duplicated")
+
+    # -- files -----------------------------------------------------------------------
+    def _decref_socketios(self) -> None:
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._closed and self._io_refs <= 0:
+            self._real_close()
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, *,
+                 encoding: str | None = None, errors: str | None = None,
+                 newline: str | None = None) -> Any:
+        """A file object over the socket, as ``socket.socket.makefile`` gives."""
+        if not set(mode) <= {"r", "w", "b"}:
+            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
+        reading = "r" in mode
+        writing = "w" in mode
+        if not reading and not writing:
+            reading = True
+        binary = "b" in mode
+        raw = _socket.SocketIO(self, ("r" if reading else "") + ("w" if writing else ""))  # type: ignore[arg-type]
+        self._io_refs += 1
+        if buffering is None:
+            buffering = -1
+        if buffering < 0:
+            buffering = io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            if not binary:
+                raise ValueError("unbuffered streams must be binary")
+            return raw
+        if reading and writing:
+            buffer: Any = io.BufferedRWPair(raw, raw, buffering)
+        elif reading:
+            buffer = io.BufferedReader(raw, buffering)
+        else:
+            buffer = io.BufferedWriter(raw, buffering)
+        if binary:
+            return buffer
+        text = io.TextIOWrapper(buffer, encoding, errors, newline)
+        text.mode = mode  # type: ignore[misc]
+        return text
