@@ -88,31 +88,46 @@ def network_for_map(map: dict[int, Any]) -> Network | None:
     """
     net = current
     real_net = net if net is not None and not net.is_fake else None
-    if not fake_sockets_open:
+    if not fake_sockets_open or not map:
         return real_net  # no fake socket exists: every fd is real
-    fake_owner: Network | None = None
-    real_fd: tuple[int, Any] | None = None
-    for fd, obj in map.items():
-        if fd < FAKE_FD_BASE:
-            if real_fd is None:
-                real_fd = (fd, obj)
-            continue
-        owner = getattr(getattr(obj, "socket", None), "network", None) or net
-        if fake_owner is None:
-            fake_owner = owner
-        elif owner is not fake_owner:
-            raise ValueError(
-                f"the map holds fake sockets of two networks ({fake_owner!r} and "
-                f"{owner!r}); one loop can wait on one network only: keep a "
-                "separate map per network"
-            )
-    if fake_owner is None:
+    keys = map.keys()
+    if max(keys) < FAKE_FD_BASE:
         return real_net
-    if real_fd is not None:
-        raise ValueError(
-            f"the map mixes real and fake sockets (real fd {real_fd[0]}: "
-            f"{real_fd[1]!r}; fake sockets of {fake_owner!r}); one loop can wait "
-            "on one network only: create every channel inside the same network, "
-            "or keep separate maps"
-        )
-    return fake_owner
+    if min(keys) >= FAKE_FD_BASE:
+        # all fake: usually every one belongs to the current network
+        if net is not None and net.is_fake and keys <= net._fds.keys() and _owned(map, net):
+            return net
+        return _single_owner(map)
+    real_fd = next((fd, obj) for fd, obj in map.items() if fd < FAKE_FD_BASE)
+    fake = _single_owner({fd: obj for fd, obj in map.items() if fd >= FAKE_FD_BASE})
+    raise ValueError(
+        f"the map mixes real and fake sockets (real fd {real_fd[0]}: {real_fd[1]!r}; "
+        f"fake sockets of {fake!r}); one loop can wait on one network only: create "
+        "every channel inside the same network, or keep separate maps"
+    )
+
+
+def _owned(map: dict[int, Any], net: Network) -> bool:
+    # Spot-check one channel: a fake fd number alone does not say which
+    # network made it (every network numbers its sockets the same way).
+    fd, obj = next(iter(map.items()))
+    return getattr(getattr(obj, "socket", None), "network", net) is net
+
+
+def _single_owner(map: dict[int, Any]) -> Network:
+    owner: Network | None = None
+    for obj in map.values():
+        sock_net = getattr(getattr(obj, "socket", None), "network", None)
+        if sock_net is None:
+            continue
+        if owner is None:
+            owner = sock_net
+        elif sock_net is not owner:
+            raise ValueError(
+                f"the map holds fake sockets of two networks ({owner!r} and {sock_net!r}); "
+                "one loop can wait on one network only: keep a separate map per network"
+            )
+    if owner is None:
+        raise ValueError("the map holds fake file numbers but no fake sockets; was a "
+                         "channel's socket replaced or closed outside simnet?")
+    return owner

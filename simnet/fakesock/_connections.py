@@ -18,17 +18,16 @@ class _Connections:
     def _bind_conflict(self, sock: Any, family: int, ip: str, port: int) -> bool:
         reuse = sock._reuse()
         wild = _wild(family)
-        for (fam, bip, bport), socks in self._bound.items():
-            if fam != family or bport != port or not socks:
-                continue
-            if not (bip == ip or bip == wild or ip == wild):
-                continue
-            for other in socks:
+        ips = self._ports.get((family, port), {})
+        candidates = [wild, ip] if ip != wild else list(ips)
+        for bip in candidates:
+            for other in self._bound.get((family, bip, port), ()):
                 if not (reuse and other._reuse() and other._state != "listening"):
                     return True
         if not reuse:
-            for (fam, bip, bport), expiry in self._time_wait.items():
-                if fam == family and bport == port and expiry > self._now and (bip == ip or bip == wild or ip == wild):
+            waiting = self._time_wait.get((family, port), {})
+            for bip, expiry in waiting.items():
+                if expiry > self._now and (bip == ip or bip == wild or ip == wild):
                     return True
         return False
 
@@ -41,18 +40,20 @@ class _Connections:
             if self._unix.get(key[1]) is sock:
                 del self._unix[key[1]]
             return
-        socks = self._bound.get(key)
-        if socks and sock in socks:
-            socks.remove(sock)
-            if not socks:
-                del self._bound[key]
+        self._drop_binding(key, sock)
+        listeners = self._listening.get(key)
+        if listeners and sock in listeners:
+            listeners.remove(sock)
+            if not listeners:
+                del self._listening[key]
 
     def _forget_end(self, end: Any) -> None:
         """A connection end is finished (hook for traces; nothing to free)."""
 
     def _find(self, family: int, ip: str, port: int, type_: int, state: str | None) -> Any:
+        index = self._listening if state == "listening" else self._bound
         for key in ((family, ip, port), (family, _wild(family), port)):
-            for sock in reversed(self._bound.get(key, ())):
+            for sock in reversed(index.get(key, ())):
                 if sock._type == type_ and not sock._closed and (state is None or sock._state == state):
                     return sock
         return None

@@ -131,9 +131,12 @@ class FakeNetwork(_Connections, Network):
         # addressing
         self.hosts: dict[str, Host] = {}
         self._names: dict[str, list[str]] = {}
+        self._resolved: dict[tuple, str] = {}
         self._bound: dict[tuple, list[Any]] = {}  # (family, ip, port) -> sockets
+        self._ports: dict[tuple, dict[str, int]] = {}  # (family, port) -> {ip: users}
+        self._listening: dict[tuple, list[Any]] = {}  # (family, ip, port) -> listeners
         self._unix: dict[Any, Any] = {}  # path -> socket
-        self._time_wait: dict[tuple, float] = {}  # (family, ip, port) -> expiry
+        self._time_wait: dict[tuple, dict[str, float]] = {}  # (family, port) -> {ip: expiry}
         self._links: dict[tuple[str, str], tuple[float, float | None]] = {}
         low, high = EPHEMERAL_PORTS
         self._port_cursor = self.rng.randrange(low, high + 1)
@@ -143,6 +146,7 @@ class FakeNetwork(_Connections, Network):
         self._maps: list[dict] = []
         self._pumping = 0
         self._stalled = 0
+        self._running = 0  # inside run(): a wait that can never end is a deadlock
         self.closed = False
 
     # -- identity --------------------------------------------------------
@@ -255,10 +259,20 @@ class FakeNetwork(_Connections, Network):
         host = Host(name, canon)
         self.hosts[name] = host
         self._names[name.lower()] = canon
+        self._resolved.clear()
         return host
 
     def resolve(self, host: Any, family: int) -> str:
         """The IP text for *host* (a name, an IP, or '' for any) in *family*."""
+        cached = self._resolved.get((host, family))
+        if cached is not None:
+            return cached
+        ip = self._resolve(host, family)
+        if len(self._resolved) < 4096:
+            self._resolved[(host, family)] = ip
+        return ip
+
+    def _resolve(self, host: Any, family: int) -> str:
         if isinstance(host, bytes):
             host = host.decode("idna")
         if not isinstance(host, str):
@@ -306,10 +320,32 @@ class FakeNetwork(_Connections, Network):
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
 
     def _port_taken(self, family: int, ip: str, port: int) -> bool:
-        for (fam, bip, bport), socks in self._bound.items():
-            if bport == port and fam == family and socks and (bip == ip or bip in ("0.0.0.0", "::") or ip in ("0.0.0.0", "::")):
-                return True
-        return False
+        ips = self._ports.get((family, port))
+        if not ips:
+            return False
+        wild = "0.0.0.0" if family == _socket.AF_INET else "::"
+        return ip == wild or ip in ips or wild in ips
+
+    def _add_binding(self, key: tuple, sock: Any) -> None:
+        family, ip, port = key
+        self._bound.setdefault(key, []).append(sock)
+        ips = self._ports.setdefault((family, port), {})
+        ips[ip] = ips.get(ip, 0) + 1
+
+    def _drop_binding(self, key: tuple, sock: Any) -> None:
+        socks = self._bound.get(key)
+        if not socks or sock not in socks:
+            return
+        socks.remove(sock)
+        if not socks:
+            del self._bound[key]
+        family, ip, port = key
+        ips = self._ports[(family, port)]
+        ips[ip] -= 1
+        if not ips[ip]:
+            del ips[ip]
+            if not ips:
+                del self._ports[(family, port)]
 
     # -- sockets -------------------------------------------------------------
     def socket(self, family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None) -> Any:
@@ -405,8 +441,12 @@ class FakeNetwork(_Connections, Network):
         else:
             deadline = self._now + timeout
         nxt = self._next_event_time()
-        if nxt is None and deadline is None and not self.timers._heap:
-            raise Deadlock(self._deadlock_report("a wait with no timeout"))
+        if nxt is None and not len(self.timers):
+            if deadline is None:
+                raise Deadlock(self._deadlock_report("a wait with no timeout"))
+            if self._running:
+                raise Deadlock(self._deadlock_report(
+                    "run(): no channel is ready and nothing is pending"))
         if nxt is None and (deadline is None or not self.timers._heap):
             self._stalled += 1
             if self._stalled >= STALL_LIMIT:
@@ -517,6 +557,14 @@ class FakeNetwork(_Connections, Network):
         start = self._now
         deadline = start + timeout
         done = until if until is not None else (lambda: not map)
+        self._running += 1
+        try:
+            return self._run(done, map, poll_fun, start, deadline, timeout)
+        finally:
+            self._running -= 1
+
+    def _run(self, done: Callable[[], bool], map: dict, poll_fun: Callable[..., None],
+             start: float, deadline: float, timeout: float) -> float:
         stalls = 0
         while not done():
             if self._now >= deadline:

@@ -391,7 +391,7 @@ class FakeSocket:
     def _register(self, ip: str, port: int) -> None:
         self._laddr = (ip, port)
         self._bound_key = (self._family, ip, port)
-        self.network._bound.setdefault(self._bound_key, []).append(self)
+        self.network._add_binding(self._bound_key, self)
 
     def _autobind(self, dest_ip: str | None = None) -> None:
         if self._laddr is not None:
@@ -470,6 +470,8 @@ class FakeSocket:
                 raise _oserror(errno.EINVAL)
             self._autobind()
         self._backlog = min(max(int(backlog), 0), SOMAXCONN)
+        if self._state != "listening" and self._bound_key[0] != "unix":
+            self.network._listening.setdefault(self._bound_key, []).append(self)
         self._state = "listening"
         self.network.activity += 1
 
@@ -495,7 +497,7 @@ class FakeSocket:
         sock._rcvbuf = end.rcap
         if self._family != AF_UNIX:
             sock._bound_key = (self._family, end.laddr[0], end.laddr[1])
-            self.network._bound.setdefault(sock._bound_key, []).append(sock)
+            self.network._add_binding(sock._bound_key, sock)
             sock._opts[(_socket.SOL_SOCKET, _socket.SO_REUSEADDR)] = int(self._reuse())
         self.network.activity += 1
         return sock, self._sockname(end.raddr) if end.raddr is not None else ""
@@ -807,7 +809,7 @@ class FakeSocket:
                 end.send_rst()  # unread data or SO_LINGER 0: abort
             else:
                 if not end.fin_rcvd and self._family != AF_UNIX:
-                    net._time_wait[(self._family,) + tuple(end.laddr)] = net._now + TIME_WAIT
+                    net._time_wait.setdefault((self._family, end.laddr[1]), {})[end.laddr[0]] = net._now + TIME_WAIT
                 end.rd_shut = True
                 if not end.wr_shut:
                     end.wr_shut = True
