@@ -113,6 +113,15 @@ def default_suite() -> list[Case]:
     ]
 
 
+def fake_suite() -> list[Case]:
+    """The cases of ``--backend fake --suite``: the fake network against the
+    stdlib on real loopback (target: 3x at C=100, B=64)."""
+    return [
+        Case("select", clients=100, trips=800, target=3.0),
+        Case("poll", clients=100, trips=800, target=3.0),
+    ]
+
+
 # ---------------------------------------------------------------------------
 # backends
 
@@ -125,6 +134,8 @@ class Contender:
     name: str
     module: Any
     loop_kwargs: Callable[[Case], dict[str, Any]]
+    #: context entered around each of this contender's runs (None: the backend's)
+    session: Callable[[], Any] | None = None
 
 
 def _stdlib_loop_kwargs(case: Case) -> dict[str, Any]:
@@ -247,8 +258,50 @@ class RealBackend(Backend):
             pass
 
 
-#: ``--backend`` choices. A simulated network is one more entry here.
-BACKENDS: dict[str, type[Backend]] = {"real": RealBackend}
+class FakeBackend(RealBackend):
+    """The stdlib on real loopback against simnet on a fake network.
+
+    The same workload, unchanged: on the fake network ``create_socket()``
+    makes fake sockets and the loop waits in virtual time, so the ratio says
+    how much faster a test on the fake network runs than the same test on
+    real sockets.
+    """
+
+    name = "fake"
+
+    @functools.lru_cache(maxsize=None)
+    def contenders(self) -> list[Contender]:
+        import simnet.asyncore as simnet_asyncore
+        from simnet.fakesock import FakeNetwork
+
+        return [
+            Contender("stdlib", import_stdlib_asyncore(), _stdlib_loop_kwargs),
+            Contender("simnet-fake", simnet_asyncore, _simnet_loop_kwargs,
+                      session=lambda: FakeNetwork(seed=1)),
+        ]
+
+    def idle_sockets(self, n: int) -> tuple[list[Any], list[Any]]:
+        from simnet import network
+
+        net = network.current_network()
+        if net is None or not net.is_fake:
+            return super().idle_sockets(n)
+        ends: list[Any] = []
+        peers: list[Any] = []
+        listener = net.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(n)
+        for _ in range(n):
+            a = net.socket()
+            a.connect(listener.getsockname())
+            ends.append(a)
+            peers.append(listener.accept()[0])
+        listener.close()
+        return ends, peers
+
+
+#: ``--backend`` choices.
+BACKENDS: dict[str, type[Backend]] = {"real": RealBackend, "fake": FakeBackend}
 
 
 # ---------------------------------------------------------------------------
@@ -433,7 +486,7 @@ def run_echo(backend: Backend, contender: Contender, case: Case,
     channels: dict[int, Any] = {}
     peers: list[Any] = []
     payload = b"x" * case.size
-    with backend.session():
+    with (contender.session() if contender.session is not None else backend.session()):
         try:
             if case.idle:
                 ends, peers = backend.idle_sockets(case.idle)
@@ -642,7 +695,7 @@ def cases_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if args.suite or not single:
         if single:
             parser.error("--suite does not combine with --poller/--clients/--trips/--size/--idle")
-        cases = default_suite()
+        cases = default_suite() if args.backend == "real" else fake_suite()
     else:
         poller = args.poller or "select"
         clients = args.clients if args.clients is not None else (10 if poller == "epoll" else 1)

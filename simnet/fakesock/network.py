@@ -29,6 +29,9 @@ _POLLOUT = 0x004
 _POLLERR = 0x008
 _POLLHUP = 0x010
 _POLLNVAL = 0x020
+#: poll bits that put a socket in select()'s readable / writable list
+_SELECT_R = _POLLIN | _POLLHUP | _POLLERR
+_SELECT_W = _POLLOUT | _POLLERR
 
 #: Linux's default ephemeral port range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = (32768, 60999)
@@ -411,19 +414,36 @@ class FakeNetwork(_Connections, Network):
 
     def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
         """``select.select`` over this network's file numbers, in virtual time."""
-        rs = [(fd, self._sock_for(fd)) for fd in r]
-        ws = [(fd, self._sock_for(fd)) for fd in w]
+        fds = self._fds
+        try:
+            rs = [fds[fd] for fd in r]
+            ws = [fds[fd] for fd in w]
+        except (KeyError, TypeError):
+            rs = [self._sock_for(fd) for fd in r]
+            ws = [self._sock_for(fd) for fd in w]
+            r = [s._fd for s in rs]
+            w = [s._fd for s in ws]
         for fd in x:
-            self._sock_for(fd)
+            if fd not in fds:
+                self._sock_for(fd)
+        if self._events:
+            self._process_due()
+        rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
+        wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
+        if not (rr or wr) and timeout != 0:
+            def ready() -> bool:
+                return any(s._sel_r() for s in rs) or any(s._sel_w() for s in ws)
 
-        def ready() -> bool:
-            return any(s._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR) for _, s in rs) or \
-                any(s._poll_mask() & (_POLLOUT | _POLLERR) for _, s in ws)
-
-        self._wait(timeout, ready)
-        rr = [fd for fd, s in rs if s._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR)]
-        wr = [fd for fd, s in ws if s._poll_mask() & (_POLLOUT | _POLLERR)]
-        return self._order(rr), self._order(wr), []
+            self._wait(timeout, ready)
+            rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
+            wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
+        elif not (rr or wr):
+            self._wait(0.0, lambda: False)
+        else:
+            self._stalled = 0
+        if self.shuffle:
+            return self._order(rr), self._order(wr), []
+        return rr, wr, []
 
     def poll(self) -> _FakePoll:
         """A ``select.poll``-like object over this network's file numbers."""

@@ -25,6 +25,7 @@ from collections import deque
 from typing import Any
 
 _POLLIN, _POLLOUT, _POLLERR, _POLLHUP = 0x001, 0x004, 0x008, 0x010
+_MSG_PEEK = int(_socket.MSG_PEEK)
 
 AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
 SOCK_STREAM, SOCK_DGRAM = _socket.SOCK_STREAM, _socket.SOCK_DGRAM
@@ -78,7 +79,8 @@ class _End:
 
     __slots__ = ("net", "sock", "peer", "conn_id", "laddr", "raddr", "rbuf", "rcap",
                  "sq", "scap", "inflight", "fin_rcvd", "rd_shut", "wr_shut", "fin_sent",
-                 "err", "reset", "detached", "link_free", "lat", "bw", "bytes_in", "bytes_out")
+                 "err", "reset", "detached", "link_free", "lat", "bw", "bytes_in", "bytes_out",
+                 "direct")
 
     def __init__(self, net: Any, sock: Any, laddr: Any, raddr: Any, conn_id: int,
                  rcap: int, scap: int, lat: float, bw: float | None) -> None:
@@ -103,6 +105,7 @@ class _End:
         self.link_free = 0.0
         self.lat = lat
         self.bw = bw
+        self.direct = lat == 0 and bw is None  # delivery within send()
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -110,7 +113,7 @@ class _End:
     def transmit(self) -> None:
         """Move queued bytes (then the FIN) toward the peer as its window allows."""
         peer = self.peer
-        if peer is None or self.reset:
+        if peer is None or self.reset or (not self.sq and (self.fin_sent or not self.wr_shut)):
             return
         room = peer.rcap - len(peer.rbuf) - self.inflight
         n = min(len(self.sq), room)
@@ -125,7 +128,7 @@ class _End:
 
     def _ship(self, fn: Any, chunk: Any, n: int) -> None:
         net = self.net
-        if self.lat == 0 and self.bw is None:
+        if self.direct:
             fn(chunk)
             return
         start = max(net._now, self.link_free)
@@ -583,6 +586,35 @@ class FakeSocket:
         return end
 
     def send(self, data: Any, flags: int = 0) -> int:
+        end = self._end
+        if end is not None and type(data) is bytes and not flags and not self._closed and data:
+            peer = end.peer
+            if (peer is not None and end.direct and not end.sq and not end.err
+                    and not end.wr_shut and not peer.detached):
+                # fast path: nothing queued on a zero-latency link; the bytes go
+                # straight to the peer's receive buffer as far as it has room
+                n = len(data)
+                if n > end.scap:
+                    n = end.scap
+                free = peer.rcap - len(peer.rbuf)
+                if free >= n:
+                    peer.rbuf += data if n == len(data) else data[:n]
+                else:
+                    if free > 0:
+                        peer.rbuf += data[:free]
+                    end.sq += data[max(free, 0):n]
+                    n_in = max(free, 0)
+                    peer.bytes_in += n_in
+                    end.bytes_out += n_in
+                    self.network.activity += 1
+                    return n
+                peer.bytes_in += n
+                end.bytes_out += n
+                self.network.activity += 1
+                return n
+        return self._send(data, flags)
+
+    def _send(self, data: Any, flags: int) -> int:
         self._check()
         view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
         if self._type == SOCK_DGRAM:
@@ -622,12 +654,27 @@ class FakeSocket:
         return None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        end = self._end
+        if end is not None and end.rbuf and not flags and not self._closed \
+                and type(bufsize) is int and bufsize > 0:
+            # fast path: a connected stream with data buffered
+            rbuf = end.rbuf
+            data = bytes(rbuf[:bufsize])
+            del rbuf[:bufsize]
+            peer = end.peer
+            if peer is not None and peer.sq:
+                peer.transmit()  # the window opened
+            self.network.activity += 1
+            return data
+        return self._recv(bufsize, flags)
+
+    def _recv(self, bufsize: int, flags: int) -> bytes:
         self._check()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         if self._type == SOCK_DGRAM:
             return self._recvfrom(bufsize, flags)[0]
-        peek = bool(flags & _socket.MSG_PEEK)
+        peek = bool(flags & _MSG_PEEK)
         if self._state == "connecting":
             if bufsize == 0 and self._timeout == 0.0:
                 raise _blocking()
@@ -727,8 +774,8 @@ class FakeSocket:
     def _recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
         while True:
             if self._dgrams:
-                data, src = self._dgrams[0] if flags & _socket.MSG_PEEK else self._dgrams.popleft()
-                if not flags & _socket.MSG_PEEK:
+                data, src = self._dgrams[0] if flags & _MSG_PEEK else self._dgrams.popleft()
+                if not flags & _MSG_PEEK:
                     self._dgram_bytes -= len(data)
                     self.network.activity += 1
                 return data[:bufsize], self._sockname(src)
@@ -749,6 +796,20 @@ class FakeSocket:
         self.network.activity += 1
 
     # -- readiness -------------------------------------------------------------------
+    def _sel_r(self) -> bool:
+        """In select()'s readable list? (fast path of _poll_mask & (IN|HUP|ERR))"""
+        end = self._end
+        if end is not None and not self._closed:
+            return bool(end.rbuf) or end.fin_rcvd or end.rd_shut or end.reset or bool(end.err)
+        return bool(self._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR))
+
+    def _sel_w(self) -> bool:
+        """In select()'s writable list? (fast path of _poll_mask & (OUT|ERR))"""
+        end = self._end
+        if end is not None and not self._closed:
+            return end.wr_shut or end.reset or len(end.sq) < end.scap or bool(end.err)
+        return bool(self._poll_mask() & (_POLLOUT | _POLLERR))
+
     def _poll_mask(self) -> int:
         """What ``poll()`` would report for this socket now (Linux tcp_poll)."""
         if self._closed:
