@@ -195,9 +195,28 @@ def test_closed_fake_socket_raises_ebadf_like_a_real_one():
 def test_fake_socket_in_the_real_select_is_a_value_error():
     with FakeNetwork(seed=0) as net:
         s = net.socket()
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError):  # CPython's own check: fd out of range
             select.select([s], [], [], 0)
         s.close()
+
+
+def test_patched_select_waits_on_the_fake_network_and_rejects_a_mix():
+    with FakeNetwork(seed=0) as net, net.patch():
+        a, b = _pair(net)
+        assert select.select([b], [], [], 2.0) == ([], [], [])
+        assert net.time() == pytest.approx(2.0)  # the wait was virtual
+        a.send(b"x")
+        assert select.select([b], [b], [], 2.0) == ([b], [b], [])
+        real_a, real_b = socket.socketpair()
+        try:
+            with pytest.raises(ValueError, match="both real and fake sockets"):
+                select.select([b, real_a], [], [], 0)
+            assert select.select([real_a], [real_a], [], 0)[1] == [real_a]  # real ones still work
+        finally:
+            real_a.close()
+            real_b.close()
+        a.close()
+        b.close()
 
 
 def test_map_mixing_real_and_fake_sockets_is_a_clear_value_error():

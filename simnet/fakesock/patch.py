@@ -1,7 +1,8 @@
 """``net.patch()``: point the ``socket`` module at a fake network.
 
-Inside the context, ``socket.socket`` makes fake sockets and name lookups
-resolve the network's hosts, so unmodified stdlib clients (``smtplib``,
+Inside the context, ``socket.socket`` makes fake sockets, name lookups
+resolve the network's hosts, and ``select.select`` waits on the fake
+network for fake sockets (a mix of real and fake is a ``ValueError``), so unmodified stdlib clients (``smtplib``,
 ``ftplib``, ``poplib``, ``http.client``) run on the simulation. Their
 blocking calls run it, single-threaded.
 """
@@ -9,8 +10,11 @@ blocking calls run it, single-threaded.
 from __future__ import annotations
 
 import contextlib
+import select as _select
 import socket as _socket
 from typing import Any, Iterator
+
+from simnet import _state
 
 _PATCHED = ("socket", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "getfqdn")
 
@@ -38,7 +42,11 @@ def patch_socket_module(net: Any) -> Iterator[Any]:
     saved = {name: getattr(_socket, name) for name in _PATCHED}
 
     def fake_socket(family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None) -> Any:
-        return net.socket(family, type, proto, fileno)
+        if fileno is not None:
+            # a socket around an existing kernel descriptor (socketpair(),
+            # fromfd()) stays real
+            return saved["socket"](family, type, proto, fileno)
+        return net.socket(family, type, proto)
 
     def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0,
                     proto: int = 0, flags: int = 0) -> list:
@@ -79,6 +87,28 @@ def patch_socket_module(net: Any) -> Iterator[Any]:
     def getfqdn(name: str = "") -> str:
         return name or "localhost"
 
+    real_select = _select.select
+
+    def _fd(obj: Any) -> int:
+        return obj if isinstance(obj, int) else obj.fileno()
+
+    def select(r: Any, w: Any, x: Any, timeout: float | None = None) -> tuple[list, list, list]:
+        """select.select that waits on the fake network for fake sockets."""
+        r, w, x = list(r), list(w), list(x)
+        fds = [_fd(o) for o in r + w + x]
+        fake = [fd >= _state.FAKE_FD_BASE for fd in fds]
+        if not any(fake):
+            return real_select(r, w, x, timeout)
+        if not all(fake):
+            raise ValueError("select() was given both real and fake sockets; a fake "
+                             f"socket is waited on by its network ({net!r}) only")
+        by_fd = {_fd(o): o for o in r + w + x}
+        rr, ww, xx = net.select([_fd(o) for o in r], [_fd(o) for o in w],
+                                [_fd(o) for o in x], timeout)
+        return [by_fd[fd] for fd in rr], [by_fd[fd] for fd in ww], [by_fd[fd] for fd in xx]
+
+    saved_select = _select.select
+    _select.select = select  # type: ignore[assignment]
     _socket.socket = fake_socket  # type: ignore[assignment,misc]
     _socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
     _socket.gethostbyname = gethostbyname  # type: ignore[assignment]
@@ -89,3 +119,4 @@ def patch_socket_module(net: Any) -> Iterator[Any]:
     finally:
         for name, value in saved.items():
             setattr(_socket, name, value)
+        _select.select = saved_select  # type: ignore[assignment]
