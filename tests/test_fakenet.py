@@ -403,3 +403,13 @@ def test_unix_stream_sockets():
             nobody.connect("/tmp/nobody.sock")
         for s in (srv, c, conn, nobody):
             s.close()
+
+
+def test_leaving_the_network_takes_its_channels_out_of_the_maps():
+    m = {}
+    with FakeNetwork(seed=0):
+        server = EchoServer(("127.0.0.1", 7000))           # default map
+        client = EchoClient(("127.0.0.1", 7000), [b"x"], map=m)
+        assert server in simnet.socket_map.values() and client in m.values()
+    assert not any(obj is server for obj in simnet.socket_map.values())
+    assert m == {}

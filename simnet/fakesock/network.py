@@ -168,7 +168,18 @@ class FakeNetwork(_Connections, Network):
         self.close()
 
     def close(self) -> None:
-        """Close every socket still open and cancel pending timers."""
+        """Close every socket still open, take their channels out of every map
+        this network served (``socket_map`` included), cancel pending timers.
+
+        Leaving the ``with`` block does this, so a test that fails half-way
+        leaves nothing behind for the next one.
+        """
+        from simnet import asyncore
+
+        for m in [asyncore.socket_map] + self._maps:
+            for fd in [fd for fd, obj in m.items() if fd >= _state.FAKE_FD_BASE
+                       and getattr(getattr(obj, "socket", None), "network", None) is self]:
+                del m[fd]
         for sock in list(self._fds.values()):
             sock._abort()
         self.timers.clear()
