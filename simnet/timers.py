@@ -96,6 +96,8 @@ class TimerQueue:
         self._seq = itertools.count()
         self._lock = threading.Lock()
         self._cancelled = 0
+        #: called with each handle just before it runs (a network's trace hook)
+        self.on_run: Callable[[TimerHandle], None] | None = None
 
     def __len__(self) -> int:
         """Number of pending (not cancelled) timers."""
@@ -175,8 +177,11 @@ class TimerQueue:
                     continue
                 handle._queue = None
                 due.append(handle)
+        on_run = self.on_run
         for i, handle in enumerate(due):
             try:
+                if on_run is not None:
+                    on_run(handle)
                 handle.callback(*handle.args)
             except BaseException:
                 # The rest of this batch is still due: put it back so the next

@@ -78,6 +78,14 @@ class _Connections:
                 answer = "silence"  # the SYN is dropped; the client retries
             else:
                 answer = "accept"
+            if answer != "rst" and self._partitions and \
+                    self._partition_delay(sock._laddr, key, self._now) != self._now:
+                answer = "silence"  # cut off: the SYN is lost
+            if answer == "accept" and self._faulty:
+                rule = self.faults.match("syn", conn=sock._conn, side="server", local=key,
+                                         peer=sock._laddr, fd=listener._fd)
+                if rule is not None:
+                    answer = "silence"  # backlog_overflow: dropped as if the queue were full
         if answer == "accept":
             self._establish(sock, listener, lat, key)
         elif answer == "rst":
@@ -106,18 +114,20 @@ class _Connections:
                    sync: bool = False) -> None:
         from simnet.fakesock.sockets import _End
 
-        cid = self.new_conn_id()
+        cid = client._conn if client._conn is not None else self.new_conn_id()
         if client._family == _socket.AF_UNIX:
             c_laddr = client._laddr if client._laddr is not None else ""
             s_laddr = listener._laddr
-            lat, bw = 0.0, None
+            lat, bw, jitter = 0.0, None, 0.0
         else:
             c_laddr = client._laddr
             s_laddr = key
-            lat, bw = self._link(c_laddr[0], key[0])
+            lat, bw, jitter = self._link3(c_laddr[0], key[0])
         c_end = _End(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw)
         s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, listener._sndbuf, lat, bw)
         c_end.peer, s_end.peer = s_end, c_end
+        s_end.side = "server"
+        c_end.jitter = s_end.jitter = jitter
         listener._accept_q.append(s_end)
         self.activity += 1
         token = client._connect_token
@@ -129,6 +139,8 @@ class _Connections:
             client._end = c_end
             client._state = "connected"
             self.activity += 1
+            if self._disconnects:
+                self._schedule_timed_disconnects(c_end, client)
 
         if sync:
             complete()  # Unix sockets connect within connect()
@@ -151,10 +163,26 @@ class _Connections:
             src = (self.source_ip(ip, sock._family), src[1])
         delay = lat + (len(payload) / bw if bw else 0.0)
 
+        copies = 1
+        if self._faulty:
+            rule = self.faults.match("datagram", local=src, peer=key, fd=sock._fd)
+            if rule is not None:
+                if rule.fault == "udp_loss":
+                    return
+                if rule.fault == "udp_duplicate":
+                    copies = 2
+                else:
+                    delay += self.rng.random() * rule.params["delay"]
+        if self._partitions:
+            arrival = self._partition_delay(src, key, self._now + delay)
+            if arrival != self._now + delay:
+                return  # datagrams are not held: lost across a partition
+
         def arrive() -> None:
             dest = self._find(sock._family, ip, port, _socket.SOCK_DGRAM, None)
             if dest is not None:
-                dest._accept_datagram(payload, src)
+                for _ in range(copies):
+                    dest._accept_datagram(payload, src)
             elif sock._raddr == key and not sock._closed:
                 # ICMP port unreachable: only a connected socket hears of it
                 sock._err = errno.ECONNREFUSED

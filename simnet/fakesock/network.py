@@ -12,14 +12,17 @@ import errno
 import heapq
 import ipaddress
 import itertools
+import os
 import random
 import socket as _socket
 from typing import Any, Callable, Iterable
 
 from simnet import _state
 from simnet.fakesock._connections import _Connections
+from simnet.faults import FaultEngine, FaultPlan
 from simnet.network import Network
-from simnet.timers import TimerQueue
+from simnet.timers import TimerHandle, TimerQueue
+from simnet.trace import Trace
 
 __all__ = ["FakeNetwork", "Deadlock", "SimulationTimeout", "Host"]
 
@@ -95,6 +98,11 @@ class FakeNetwork(_Connections, Network):
         shuffle: serve ready channels in a seeded random order, to explore
             interleavings, instead of the order the loop listed them.
         start_time: the virtual clock's reading at creation.
+        faults: a :class:`~simnet.faults.FaultPlan` (or a list of rules, or
+            JSON text): the faults to inject. ``net.faults.add(...)`` adds
+            rules while it runs.
+        trace: record every operation: True keeps the :class:`~simnet.trace.Trace`
+            in ``net.trace``; a path also writes it there when the network closes.
     """
 
     is_fake = True
@@ -102,7 +110,7 @@ class FakeNetwork(_Connections, Network):
     def __init__(self, seed: int = 0, *, latency: float = 0.0,
                  bandwidth: float | None = None, sndbuf: int = 16384,
                  rcvbuf: int = 131072, shuffle: bool = False,
-                 start_time: float = 0.0) -> None:
+                 start_time: float = 0.0, faults: Any = None, trace: Any = None) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
         for name, value in (("latency", latency), ("start_time", start_time)):
@@ -122,6 +130,7 @@ class FakeNetwork(_Connections, Network):
         self.rcvbuf = rcvbuf
         self.shuffle = shuffle
         self._now = float(start_time)
+        self._start = float(start_time)
         self.timers = TimerQueue(self.time)
         self._events: list[tuple[float, int, Callable[..., None], tuple]] = []
         self._seq = itertools.count()
@@ -145,12 +154,119 @@ class FakeNetwork(_Connections, Network):
         self._port_cursor = self.rng.randrange(low, high + 1)
         self.add_host("localhost", "127.0.0.1", "::1")
         self._local = self.add_host("local", "10.0.0.1", "fd00::1")
+        # faults and traces
+        plan = FaultPlan.coerce(faults)
+        self.faults = FaultEngine(plan, self.rng, self.time, self._host_addresses)
+        self.faults.on_fire = self._fault_fired
+        self.faults.on_change = self._faults_changed
+        self._tr: list | None = None
+        self.trace: Trace | None = None
+        self.trace_path: str | None = None
+        if trace is not None and trace is not False:
+            self.trace = Trace({"backend": "fake", "seed": seed, "faults": plan.to_list(),
+                                "network": self.config(), "scenario": None})
+            self._tr = self.trace.events
+            self.timers.on_run = self._timer_ran
+            if trace is not True:
+                self.trace_path = os.fspath(trace)
+        self._faults_changed()
         # loop integration
         self._maps: list[dict] = []
         self._pumping = 0
         self._stalled = 0
         self._running = 0  # inside run(): a wait that can never end is a deadlock
         self.closed = False
+
+    # -- faults and traces ---------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The network's settings, as a trace header records them."""
+        return {"latency": self.latency, "bandwidth": self.bandwidth, "sndbuf": self.sndbuf,
+                "rcvbuf": self.rcvbuf, "shuffle": self.shuffle, "start_time": self._start}
+
+    def _faults_changed(self) -> None:
+        engine = self.faults
+        self._faulty = bool(engine.plan)
+        self._disconnects = engine.has("data")
+        self._partitions = [r for r in engine.plan if r.fault == "partition"]
+        self._timed_links = engine.has("link") or bool(self._partitions)
+        if self.trace is not None:
+            self.trace.header["faults"] = engine.plan.to_list()
+
+    def _host_addresses(self, name: str) -> list[str]:
+        host = self.hosts.get(name)
+        return host.addresses if host is not None else []
+
+    def _fault_fired(self, index: int, rule: Any, op: str, conn: int | None, fd: int | None) -> None:
+        if self._tr is not None:
+            self._tr.append((self._now, "fault", -1 if fd is None else fd, index + 1, op, conn))
+
+    def _timer_ran(self, handle: TimerHandle) -> None:
+        cb = handle.callback
+        name = getattr(cb, "__qualname__", None) or type(cb).__name__
+        self._tr.append((self._now, "timer", -1, name))  # type: ignore[union-attr]
+
+    def _in(self, addr: Any, who: str) -> bool:
+        ip = addr[0] if isinstance(addr, tuple) else addr
+        return ip == who or ip in self._host_addresses(who)
+
+    def _partition_delay(self, src: Any, dst: Any, arrive: float) -> float | None:
+        """When a segment sent from *src* to *dst* arriving at *arrive* really
+        arrives: held until the partition heals (None: never)."""
+        for rule in self._partitions:
+            p = rule.params
+            a, b = p["a"], p["b"]
+            if not ((self._in(src, a) and self._in(dst, b)) or (self._in(src, b) and self._in(dst, a))):
+                continue
+            if p["start"] <= arrive and (p["end"] is None or arrive < p["end"]):
+                if p["end"] is None:
+                    return None
+                arrive = p["end"]
+        return arrive
+
+    def _maybe_disconnect(self, end: Any, sock: Any) -> None:
+        rule = self.faults.match(
+            "data", conn=sock._conn, side=sock._side, local=sock._laddr, peer=sock._raddr,
+            fd=sock._fd, accept=lambda r: r.params["at"] is None and (
+                r.params["after_bytes"] is None or end.sent >= r.params["after_bytes"]))
+        if rule is not None:
+            self._disconnect(end, rule)
+
+    def _schedule_timed_disconnects(self, end: Any, sock: Any) -> None:
+        for e, side in ((end, "client"), (end.peer, "server")):
+            if e is None:
+                continue
+            rule = self.faults.match("data", conn=sock._conn, side=side, local=e.laddr,
+                                     peer=e.raddr, accept=lambda r: r.params["at"] is not None)
+            if rule is not None:
+                self.schedule(max(0.0, rule.params["at"] - self._now), self._disconnect, e, rule)
+
+    def _disconnect(self, end: Any, rule: Any) -> None:
+        """A disconnect fault: the connection is reset, or closed by one side."""
+        if end.reset:
+            return
+        target = end
+        if rule.params["side"] is not None and rule.params["side"] != end.side and end.peer is not None:
+            target = end.peer
+        if rule.params["mode"] == "rst":
+            peer = target.peer
+            target.receive_rst()
+            if peer is not None:
+                peer.receive_rst()
+        else:
+            target.rd_shut = True
+            if not target.wr_shut:
+                target.wr_shut = True
+                target.transmit()
+        self.activity += 1
+
+    def _link3(self, a: str, b: str) -> tuple[float, float | None, float]:
+        lat, bw = self._links.get((a, b), (self.latency, self.bandwidth))
+        if self._timed_links:
+            rule = self.faults.match("link", local=(a, 0), peer=(b, 0))
+            if rule is not None:
+                p = rule.params
+                return p["latency"], (p["bandwidth"] if p["bandwidth"] else bw), p["jitter"]
+        return lat, bw, 0.0
 
     # -- identity --------------------------------------------------------
     def __repr__(self) -> str:
@@ -186,6 +302,8 @@ class FakeNetwork(_Connections, Network):
         self._events.clear()
         self._maps.clear()
         self.closed = True
+        if self.trace is not None and self.trace_path is not None:
+            self.trace.write(self.trace_path)
 
     # -- clock and events ---------------------------------------------------
     def time(self) -> float:
@@ -248,7 +366,8 @@ class FakeNetwork(_Connections, Network):
         self._links[(a, b)] = self._links[(b, a)] = (lat, bandwidth)
 
     def _link(self, a: str, b: str) -> tuple[float, float | None]:
-        return self._links.get((a, b), (self.latency, self.bandwidth))
+        lat, bw, _ = self._link3(a, b)
+        return lat, bw
 
     # -- addressing ------------------------------------------------------------
     def add_host(self, name: str, *addresses: str) -> Host:
@@ -437,6 +556,8 @@ class FakeNetwork(_Connections, Network):
         for fd in x:
             if fd not in fds:
                 self._sock_for(fd)
+        if self._faulty and self.faults.match("wait") is not None:
+            raise InterruptedError(errno.EINTR, "Interrupted system call")
         if self._events:
             self._process_due()
         rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
@@ -453,7 +574,9 @@ class FakeNetwork(_Connections, Network):
         else:
             self._stalled = 0
         if self.shuffle:
-            return self._order(rr), self._order(wr), []
+            rr, wr = self._order(rr), self._order(wr)
+        if self._tr is not None:
+            self._tr.append((self._now, "ready", -1, rr, wr))
         return rr, wr, []
 
     def poll(self) -> _FakePoll:
@@ -681,9 +804,15 @@ class _FakePoll:
             seconds = timeout / 1000.0
         else:
             seconds = None
+        net = self._net
         for fd in self._fds:
             if fd < _state.FAKE_FD_BASE:
-                self._net._sock_for(fd)
-        self._net._wait(seconds, lambda: bool(self._results()))
-        return self._net._order(self._results())
+                net._sock_for(fd)
+        if net._faulty and net.faults.match("wait") is not None:
+            raise InterruptedError(errno.EINTR, "Interrupted system call")
+        net._wait(seconds, lambda: bool(self._results()))
+        results = net._order(self._results())
+        if net._tr is not None:
+            net._tr.append((net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results]))
+        return results
 

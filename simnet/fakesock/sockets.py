@@ -21,6 +21,7 @@ import errno
 import io
 import socket as _socket
 import struct
+import zlib
 from collections import deque
 from typing import Any
 
@@ -74,13 +75,28 @@ def _blocking() -> BlockingIOError:
     return BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
 
+def _ename(exc: BaseException) -> str:
+    """How a trace names an error: the errno name, or "timeout"."""
+    code = getattr(exc, "errno", None)
+    if code is None:
+        return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+    return errno.errorcode.get(code, f"E{code}")
+
+
+def _len(data: Any) -> int:
+    try:
+        return len(memoryview(data).cast("B"))
+    except TypeError:
+        return -1
+
+
 class _End:
     """One end of a simulated TCP (or Unix stream) connection."""
 
     __slots__ = ("net", "sock", "peer", "conn_id", "laddr", "raddr", "rbuf", "rcap",
                  "sq", "scap", "inflight", "fin_rcvd", "rd_shut", "wr_shut", "fin_sent",
                  "err", "reset", "detached", "link_free", "lat", "bw", "bytes_in", "bytes_out",
-                 "direct")
+                 "direct", "jitter", "sent", "side", "arrival")
 
     def __init__(self, net: Any, sock: Any, laddr: Any, raddr: Any, conn_id: int,
                  rcap: int, scap: int, lat: float, bw: float | None) -> None:
@@ -105,7 +121,11 @@ class _End:
         self.link_free = 0.0
         self.lat = lat
         self.bw = bw
-        self.direct = lat == 0 and bw is None  # delivery within send()
+        self.jitter = 0.0
+        self.direct = lat == 0 and bw is None and not net._timed_links  # delivery within send()
+        self.sent = 0  # bytes taken by send() on this end
+        self.side = "client"
+        self.arrival = 0.0  # when the last segment sent reaches the peer
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -134,11 +154,24 @@ class _End:
         start = max(net._now, self.link_free)
         done = start + (n / self.bw if self.bw else 0.0)
         self.link_free = done
+        arrive = done + self.lat
+        if self.jitter:
+            arrive += net.rng.random() * self.jitter
+        peer = self.peer
+        if net._partitions and peer is not None:
+            arrive = net._partition_delay(self.laddr, peer.laddr, arrive)
+            if arrive is None:
+                return  # cut off for good: the segment never arrives
+        # segments of one connection arrive in order
+        if arrive < self.arrival:
+            arrive = self.arrival
+        self.arrival = arrive
         self.inflight += n
-        net.schedule(done + self.lat - net._now, fn, chunk)
+        net.schedule(arrive - net._now, fn, chunk)
 
     def _deliver(self, chunk: bytes) -> None:
-        self.inflight -= len(chunk) if (self.lat or self.bw) else 0
+        if not self.direct:
+            self.inflight -= len(chunk)
         peer = self.peer
         if peer is None or self.reset:
             return
@@ -167,10 +200,12 @@ class _End:
         self.reset = True
         self.peer = None
         if peer is not None and not peer.reset:
-            if self.lat == 0 and self.bw is None:
+            if self.direct:
                 peer.receive_rst()
             else:
-                self.net.schedule(self.lat, peer.receive_rst)
+                # after whatever is still in flight on this connection
+                when = max(self.net._now + self.lat, self.arrival)
+                self.net.schedule(when - self.net._now, peer.receive_rst)
         self.finish()
 
     def receive_rst(self) -> None:
@@ -239,7 +274,13 @@ class FakeSocket:
         # datagrams
         self._dgrams: deque[tuple[bytes, Any]] = deque()
         self._dgram_bytes = 0
+        # fault matching: connection number, side, calls per operation
+        self._conn: int | None = None
+        self._side: str | None = None
+        self._calls = {"send": 0, "recv": 0, "accept": 0, "connect": 0}
         self._fd = net._alloc_fd(self)
+        if net._tr is not None:
+            net._tr.append((net._now, "socket", self._fd, int(family), int(base)))
 
     # -- basic properties ---------------------------------------------------------
     @property
@@ -319,6 +360,17 @@ class FakeSocket:
         if self._closed:
             raise _oserror(errno.EBADF)
 
+    def _fault(self, op: str) -> Any:
+        """Count this call of *op*; return the fault rule that fires, if any."""
+        self._calls[op] += 1
+        return self.network.faults.match(op, conn=self._conn, side=self._side, local=self._laddr,
+                                         peer=self._raddr, call=self._calls[op], fd=self._fd)
+
+    def _trace(self, *event: Any) -> None:
+        tr = self.network._tr
+        if tr is not None:
+            tr.append((self.network._now,) + event)
+
     def _wait(self, ready: Any, what: str) -> None:
         """Block (run the simulation) until ready(), honouring the timeout."""
         if self._timeout == 0.0:
@@ -370,6 +422,7 @@ class FakeSocket:
     def bind(self, address: Any) -> None:
         self._check()
         key = self._parse(address, "bind")
+        self._trace("bind", self._fd, key)
         if self._laddr is not None:
             raise _oserror(errno.EINVAL)
         net = self.network
@@ -476,6 +529,7 @@ class FakeSocket:
         if self._state != "listening" and self._bound_key[0] != "unix":
             self.network._listening.setdefault(self._bound_key, []).append(self)
         self._state = "listening"
+        self._trace("listen", self._fd, self._backlog)
         self.network.activity += 1
 
     def _queue_full(self) -> bool:
@@ -483,9 +537,22 @@ class FakeSocket:
         return len(self._accept_q) > self._backlog
 
     def accept(self) -> tuple[FakeSocket, Any]:
+        try:
+            sock, addr = self._accept()
+        except OSError as exc:
+            self._trace("accept", self._fd, _ename(exc), None, None)
+            raise
+        self._trace("accept", self._fd, sock._fd, addr, sock._conn)
+        return sock, addr
+
+    def _accept(self) -> tuple[FakeSocket, Any]:
         self._check()
         if self._state != "listening":
             raise _oserror(errno.EINVAL)
+        if self.network._faulty:
+            rule = self._fault("accept")
+            if rule is not None and rule.fault == "eagain":
+                raise _blocking()
         if not self._accept_q:
             self._wait(lambda: bool(self._accept_q) or self._closed, "accept()")
             self._check()
@@ -498,6 +565,8 @@ class FakeSocket:
         sock._raddr = end.raddr
         sock._sndbuf = end.scap
         sock._rcvbuf = end.rcap
+        sock._conn = end.conn_id
+        sock._side = "server"
         if self._family != AF_UNIX:
             sock._bound_key = (self._family, end.laddr[0], end.laddr[1])
             self.network._add_binding(sock._bound_key, sock)
@@ -507,6 +576,7 @@ class FakeSocket:
 
     def connect(self, address: Any) -> None:
         code = self._connect(address, "connect")
+        self._trace("connect", self._fd, address, "timeout" if code == -1 else code)
         if code == -1:
             raise TimeoutError("timed out")
         if code:
@@ -514,7 +584,9 @@ class FakeSocket:
 
     def connect_ex(self, address: Any) -> int:
         code = self._connect(address, "connect_ex")
-        return errno.EWOULDBLOCK if code == -1 else code
+        code = errno.EWOULDBLOCK if code == -1 else code
+        self._trace("connect", self._fd, address, code)
+        return code
 
     def _connect(self, address: Any, what: str) -> int:
         self._check()
@@ -534,7 +606,9 @@ class FakeSocket:
             if self._timeout == 0.0:
                 return errno.EALREADY
         else:
-            self._start_connect(key)
+            spurious = self._start_connect(key)
+            if spurious:
+                return errno.EAGAIN
         if self._state == "connecting":
             if self._timeout == 0.0:
                 return errno.EINPROGRESS
@@ -547,9 +621,16 @@ class FakeSocket:
         code, self._err = self._err, 0
         return code or errno.ECONNREFUSED
 
-    def _start_connect(self, key: Any) -> None:
+    def _start_connect(self, key: Any) -> bool:
+        """Start connecting; True when a fault says EAGAIN (it still goes ahead)."""
         net = self.network
         self._err = 0
+        self._conn = net.new_conn_id()
+        self._side = "client"
+        rule = None
+        if net._faulty:
+            self._raddr = key
+            rule = self._fault("connect")
         if self._family == AF_UNIX:
             listener = net._unix.get(key)
             if listener is None:
@@ -563,7 +644,7 @@ class FakeSocket:
                           self._timeout, "connect()")
             self._raddr = key
             net._establish(self, listener, None, key, sync=True)
-            return
+            return False
         ip, port = key
         self._autobind(ip)
         self._raddr = key
@@ -572,7 +653,14 @@ class FakeSocket:
         token = self._connect_token
         lat, _ = net._link(self._laddr[0], ip)
         net.activity += 1
+        if rule is not None and rule.fault != "eagain":
+            code = {"refuse": errno.ECONNREFUSED, "unreachable": errno.EHOSTUNREACH,
+                    "connect_timeout": errno.ETIMEDOUT}[rule.fault]
+            delay = float(sum(SYN_RETRIES)) if code == errno.ETIMEDOUT else 2 * lat
+            net.schedule(delay, net._connect_failed, self, token, code)
+            return False
         net._send_syn(self, key, token, 0, lat)
+        return rule is not None and self._timeout == 0.0
 
     # -- stream I/O -----------------------------------------------------------------------
     def _conn_end(self) -> _End:
@@ -587,7 +675,9 @@ class FakeSocket:
 
     def send(self, data: Any, flags: int = 0) -> int:
         end = self._end
-        if end is not None and type(data) is bytes and not flags and not self._closed and data:
+        net = self.network
+        if (end is not None and type(data) is bytes and not flags and not self._closed and data
+                and not net._faulty):
             peer = end.peer
             if (peer is not None and end.direct and not end.sq and not end.err
                     and not end.wr_shut and not peer.detached):
@@ -599,20 +689,27 @@ class FakeSocket:
                 free = peer.rcap - len(peer.rbuf)
                 if free >= n:
                     peer.rbuf += data if n == len(data) else data[:n]
+                    moved = n
                 else:
-                    if free > 0:
-                        peer.rbuf += data[:free]
-                    end.sq += data[max(free, 0):n]
-                    n_in = max(free, 0)
-                    peer.bytes_in += n_in
-                    end.bytes_out += n_in
-                    self.network.activity += 1
-                    return n
-                peer.bytes_in += n
-                end.bytes_out += n
-                self.network.activity += 1
+                    moved = free if free > 0 else 0
+                    if moved:
+                        peer.rbuf += data[:moved]
+                    end.sq += data[moved:n]
+                peer.bytes_in += moved
+                end.bytes_out += moved
+                end.sent += n
+                net.activity += 1
+                if net._tr is not None:
+                    net._tr.append((net._now, "send", self._fd, len(data), n, zlib.crc32(data[:n])))
                 return n
-        return self._send(data, flags)
+        try:
+            n = self._send(data, flags)
+        except OSError as exc:
+            self._trace("send", self._fd, _len(data), _ename(exc), 0)
+            raise
+        if net._tr is not None:
+            self._trace("send", self._fd, _len(data), n, zlib.crc32(memoryview(data).cast("B")[:n]))
+        return n
 
     def _send(self, data: Any, flags: int) -> int:
         self._check()
@@ -621,6 +718,10 @@ class FakeSocket:
             if self._raddr is None:
                 raise _oserror(errno.EDESTADDRREQ)
             return self._sendto(bytes(view), self._raddr)
+        net = self.network
+        rule = self._fault("send") if net._faulty else None
+        if rule is not None and rule.fault == "eagain":
+            raise _blocking()
         if self._state == "connecting":
             self._wait(lambda: self._state != "connecting", "send()")
         end = self._end
@@ -640,9 +741,14 @@ class FakeSocket:
                 break
             self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()")
         n = min(len(view), space)
+        if rule is not None and rule.fault == "partial_send":
+            n = net.faults.size(rule, n)
         end.sq += view[:n]
+        end.sent += n
         end.transmit()
-        self.network.activity += 1
+        net.activity += 1
+        if net._disconnects:
+            net._maybe_disconnect(end, self)
         return n
 
     def sendall(self, data: Any, flags: int = 0) -> None:
@@ -655,8 +761,9 @@ class FakeSocket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         end = self._end
+        net = self.network
         if end is not None and end.rbuf and not flags and not self._closed \
-                and type(bufsize) is int and bufsize > 0:
+                and type(bufsize) is int and bufsize > 0 and not net._faulty:
             # fast path: a connected stream with data buffered
             rbuf = end.rbuf
             data = bytes(rbuf[:bufsize])
@@ -664,9 +771,18 @@ class FakeSocket:
             peer = end.peer
             if peer is not None and peer.sq:
                 peer.transmit()  # the window opened
-            self.network.activity += 1
+            net.activity += 1
+            if net._tr is not None:
+                net._tr.append((net._now, "recv", self._fd, bufsize, len(data), zlib.crc32(data)))
             return data
-        return self._recv(bufsize, flags)
+        try:
+            data = self._recv(bufsize, flags)
+        except OSError as exc:
+            self._trace("recv", self._fd, bufsize, _ename(exc), 0)
+            raise
+        if net._tr is not None:
+            self._trace("recv", self._fd, bufsize, len(data), zlib.crc32(data))
+        return data
 
     def _recv(self, bufsize: int, flags: int) -> bytes:
         self._check()
@@ -674,6 +790,10 @@ class FakeSocket:
             raise ValueError("negative buffersize in recv")
         if self._type == SOCK_DGRAM:
             return self._recvfrom(bufsize, flags)[0]
+        net = self.network
+        rule = self._fault("recv") if net._faulty else None
+        if rule is not None and rule.fault == "eagain":
+            raise _blocking()
         peek = bool(flags & _MSG_PEEK)
         if self._state == "connecting":
             if bufsize == 0 and self._timeout == 0.0:
@@ -684,13 +804,17 @@ class FakeSocket:
             return b""
         while True:
             if end.rbuf:
+                if rule is not None and rule.fault == "short_read":
+                    bufsize = net.faults.size(rule, min(bufsize, len(end.rbuf)))
                 data = bytes(end.rbuf[:bufsize])
                 if not peek:
                     del end.rbuf[:bufsize]
                     peer = end.peer
                     if peer is not None:
                         peer.transmit()  # the window opened
-                    self.network.activity += 1
+                    net.activity += 1
+                    if net._disconnects:
+                        net._maybe_disconnect(end, self)
                 return data
             if end.fin_rcvd:
                 return b""
@@ -716,6 +840,7 @@ class FakeSocket:
 
     def shutdown(self, how: int) -> None:
         self._check()
+        self._trace("shutdown", self._fd, how)
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
             raise _oserror(errno.EINVAL)
         if self._type == SOCK_DGRAM:
@@ -853,6 +978,7 @@ class FakeSocket:
     def close(self) -> None:
         if self._closed:
             return
+        self._trace("close", self._fd)
         self._closed = True
         if self._io_refs <= 0:
             self._real_close()

@@ -1,0 +1,157 @@
+"""Traces: every socket operation, readiness answer, timer and fault, replayable.
+
+A trace is JSON Lines: a header object, one JSON array per event, and a
+footer object that makes truncation detectable::
+
+    {"simnet_trace": 1, "backend": "fake", "seed": 7, "faults": [...], "network": {...}, "scenario": "pkg.mod:fn"}
+    [0.0, "socket", 2000000003, 2, 1]
+    [0.0, "connect", 2000000003, ["127.0.0.1", 7000], 115]
+    [0.0, "send", 2000000003, 64, 64, 1234567]
+    ...
+    {"end": 42}
+
+Events are ``[time, kind, fd, ...]`` -- virtual time on a fake network,
+``time.monotonic()`` offsets on a real one -- with these kinds:
+
+=========  ===============================================================
+socket     fd, family, type
+bind       fd, address
+listen     fd, backlog
+connect    fd, address, result (0, an errno value such as 115 EINPROGRESS)
+accept     fd, new fd (or an error name), peer address, connection number
+send       fd, bytes offered, bytes taken (or an error name), crc32 of them
+recv       fd, buffer size, bytes returned (or an error name), crc32
+shutdown   fd, how
+close      fd
+ready      (fd -1) readable fds, writable fds -- one loop pass's answer
+timer      (fd -1) callback name
+fault      fd (or -1), rule number (from 1), operation, connection
+=========  ===============================================================
+
+Error names are ``"E" + errno name`` (``"EAGAIN"``, ``"ECONNRESET"`` ...).
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import json
+import os
+from typing import Any, Iterable
+
+__all__ = ["Trace", "TraceError", "FORMAT", "error_name"]
+
+FORMAT = 1
+
+
+class TraceError(ValueError):
+    """A trace file that cannot be used: missing, truncated or corrupt. The
+    message gives the line number."""
+
+
+def error_name(exc: BaseException) -> str:
+    """``"ECONNRESET"`` for an OSError, ``"timeout"`` for a timeout, else the
+    exception's class name."""
+    if isinstance(exc, TimeoutError) and exc.errno is None:
+        return "timeout"
+    code = getattr(exc, "errno", None)
+    if code is not None:
+        return _errno.errorcode.get(code, f"E{code}")
+    return type(exc).__name__
+
+
+class Trace:
+    """A recording: ``header`` (a dict) and ``events`` (a list of lists/tuples)."""
+
+    def __init__(self, header: dict[str, Any] | None = None,
+                 events: Iterable[Any] | None = None) -> None:
+        self.header: dict[str, Any] = {"simnet_trace": FORMAT}
+        if header:
+            self.header.update(header)
+        self.events: list[Any] = list(events) if events is not None else []
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __repr__(self) -> str:
+        h = self.header
+        return (f"<Trace {h.get('backend', '?')} seed={h.get('seed')} "
+                f"scenario={h.get('scenario')} events={len(self.events)}>")
+
+    def normalised(self) -> list[list[Any]]:
+        """The events as JSON would give them back (tuples become lists)."""
+        return json.loads(json.dumps(self.events))
+
+    def lines(self) -> Iterable[str]:
+        yield json.dumps(self.header, sort_keys=True)
+        for event in self.events:
+            yield json.dumps(event, separators=(",", ":"))
+        yield json.dumps({"end": len(self.events)})
+
+    def write(self, path: str | os.PathLike[str]) -> str:
+        """Write the trace as JSON Lines; returns the path."""
+        path = os.fspath(path)
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        tmp = path + ".part"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for line in self.lines():
+                f.write(line)
+                f.write("\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Trace:
+        """Read and fully check a trace file before anything uses it."""
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            raise TraceError(f"{path}: no such trace file") from None
+        except IsADirectoryError:
+            raise TraceError(f"{path}: is a directory, not a trace file") from None
+        except UnicodeDecodeError as exc:
+            raise TraceError(f"{path}: not a text trace file ({exc.reason})") from None
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, name: str = "<trace>") -> Trace:
+        lines = text.splitlines()
+        if not lines:
+            raise TraceError(f"{name}: empty file, not a simnet trace")
+        try:
+            header = json.loads(lines[0])
+        except json.JSONDecodeError as exc:
+            raise TraceError(f"{name}:1: header is not JSON ({exc.msg})") from None
+        if not isinstance(header, dict) or "simnet_trace" not in header:
+            raise TraceError(f"{name}:1: not a simnet trace (no 'simnet_trace' header)")
+        if header["simnet_trace"] != FORMAT:
+            raise TraceError(f"{name}:1: trace format {header['simnet_trace']!r}, "
+                             f"this simnet reads format {FORMAT}")
+        events = []
+        footer = None
+        for lineno, line in enumerate(lines[1:], 2):
+            if footer is not None:
+                raise TraceError(f"{name}:{lineno}: data after the end marker")
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TraceError(f"{name}:{lineno}: corrupt event ({exc.msg})") from None
+            if isinstance(item, dict):
+                if set(item) != {"end"}:
+                    raise TraceError(f"{name}:{lineno}: unexpected object {line[:60]!r}")
+                footer = item
+                continue
+            if (not isinstance(item, list) or len(item) < 3 or not isinstance(item[0], (int, float))
+                    or not isinstance(item[1], str)):
+                raise TraceError(f"{name}:{lineno}: not an event [time, kind, fd, ...]: {line[:60]!r}")
+            events.append(item)
+        if footer is None:
+            raise TraceError(f"{name}:{len(lines)}: truncated trace (no end marker after "
+                             f"{len(events)} events)")
+        if footer["end"] != len(events):
+            raise TraceError(f"{name}:{len(lines)}: the end marker says {footer['end']} events, "
+                             f"the file has {len(events)}")
+        return cls(header, events)
