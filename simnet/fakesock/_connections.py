@@ -18,16 +18,19 @@ class _Connections:
     def _bind_conflict(self, sock: Any, family: int, ip: str, port: int) -> bool:
         reuse = sock._reuse()
         wild = _wild(family)
-        ips = self._ports.get((family, port), {})
+        ips = self._ports.get((family, sock._type, port), {})
         candidates = [wild, ip] if ip != wild else list(ips)
         for bip in candidates:
-            for other in self._bound.get((family, bip, port), ()):
+            for other in self._bound.get((family, sock._type, bip, port), ()):
                 if not (reuse and other._reuse() and other._state != "listening"):
                     return True
-        if not reuse:
+        if sock._type == _socket.SOCK_STREAM:
+            # TIME_WAIT: reusable only if both the new socket and the old one
+            # had SO_REUSEADDR
             waiting = self._time_wait.get((family, port), {})
-            for bip, expiry in waiting.items():
-                if expiry > self._now and (bip == ip or bip == wild or ip == wild):
+            for bip, (expiry, old_reuse) in waiting.items():
+                if expiry > self._now and (bip == ip or bip == wild or ip == wild) \
+                        and not (reuse and old_reuse):
                     return True
         return False
 
@@ -38,7 +41,9 @@ class _Connections:
         sock._bound_key = None
         if key[0] == "unix":
             if self._unix.get(key[1]) is sock:
-                del self._unix[key[1]]
+                # the path stays, stale, as the file stays on disk: connect()
+                # gets ECONNREFUSED and bind() EADDRINUSE until net.unlink(path)
+                self._unix[key[1]] = None
             return
         self._drop_binding(key, sock)
         listeners = self._listening.get(key)
@@ -52,7 +57,7 @@ class _Connections:
 
     def _find(self, family: int, ip: str, port: int, type_: int, state: str | None) -> Any:
         index = self._listening if state == "listening" else self._bound
-        for key in ((family, ip, port), (family, _wild(family), port)):
+        for key in ((family, type_, ip, port), (family, type_, _wild(family), port)):
             for sock in reversed(index.get(key, ())):
                 if sock._type == type_ and not sock._closed and (state is None or sock._state == state):
                     return sock
@@ -106,7 +111,7 @@ class _Connections:
     def _connect_failed(self, sock: Any, token: int, code: int) -> None:
         if sock._connect_token != token or sock._closed or sock._state != "connecting":
             return
-        sock._state = "new"
+        sock._state = "refused"
         sock._err = code
         self.activity += 1
 
@@ -180,6 +185,8 @@ class _Connections:
 
         def arrive() -> None:
             dest = self._find(sock._family, ip, port, _socket.SOCK_DGRAM, None)
+            if dest is not None and dest._raddr is not None and dest._raddr != src:
+                dest = None  # connected elsewhere: no socket takes it (port unreachable)
             if dest is not None:
                 for _ in range(copies):
                     dest._accept_datagram(payload, src)

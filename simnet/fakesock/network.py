@@ -333,6 +333,17 @@ class FakeNetwork(_Connections, Network):
             self.activity += 1
         return ran
 
+    def settle(self) -> int:
+        """Deliver everything due at the current virtual time, without moving
+        the clock (a retransmission due later stays pending). Returns how many
+        events ran."""
+        ran = 0
+        while True:
+            n = self._process_due()
+            if not n:
+                return ran
+            ran += n
+
     def sleep(self, seconds: float | None) -> None:
         """Advance virtual time by *seconds*, delivering what falls due."""
         if seconds is None:
@@ -423,9 +434,19 @@ class FakeNetwork(_Connections, Network):
             raise _socket.gaierror(_socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
         return _normalise_ip(host, family)
 
+    def unlink(self, path: str | bytes) -> None:
+        """Remove a Unix socket path left behind by a closed socket (what
+        ``os.unlink`` does for a real one)."""
+        if path not in self._unix:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        if self._unix[path] is not None:
+            self._unix[path]._bound_key = None
+        del self._unix[path]
+
     def is_local_ip(self, ip: str) -> bool:
-        """Is *ip* an address of some host of this network (or a wildcard)?"""
-        if ip in ("0.0.0.0", "::"):
+        """Is *ip* an address of some host of this network, a loopback
+        address (all of 127.0.0.0/8) or a wildcard?"""
+        if ip in ("0.0.0.0", "::") or ip.startswith("127.") or ip == "::1":
             return True
         return any(ip in h.addresses for h in self.hosts.values())
 
@@ -441,28 +462,28 @@ class FakeNetwork(_Connections, Network):
                 return ip
         return dest_ip
 
-    def ephemeral_port(self, family: int, ip: str) -> int:
+    def ephemeral_port(self, family: int, ip: str, type_: int = _socket.SOCK_STREAM) -> int:
         """A free port in the ephemeral range (deterministic from the seed)."""
         low, high = EPHEMERAL_PORTS
         span = high - low + 1
         for _ in range(span):
             port = self._port_cursor
             self._port_cursor = low + (self._port_cursor - low + 1) % span
-            if not self._port_taken(family, ip, port):
+            if not self._port_taken(family, type_, ip, port):
                 return port
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
 
-    def _port_taken(self, family: int, ip: str, port: int) -> bool:
-        ips = self._ports.get((family, port))
+    def _port_taken(self, family: int, type_: int, ip: str, port: int) -> bool:
+        ips = self._ports.get((family, type_, port))
         if not ips:
             return False
         wild = "0.0.0.0" if family == _socket.AF_INET else "::"
         return ip == wild or ip in ips or wild in ips
 
     def _add_binding(self, key: tuple, sock: Any) -> None:
-        family, ip, port = key
+        family, type_, ip, port = key
         self._bound.setdefault(key, []).append(sock)
-        ips = self._ports.setdefault((family, port), {})
+        ips = self._ports.setdefault((family, type_, port), {})
         ips[ip] = ips.get(ip, 0) + 1
 
     def _drop_binding(self, key: tuple, sock: Any) -> None:
@@ -472,13 +493,13 @@ class FakeNetwork(_Connections, Network):
         socks.remove(sock)
         if not socks:
             del self._bound[key]
-        family, ip, port = key
-        ips = self._ports[(family, port)]
+        family, type_, ip, port = key
+        ips = self._ports[(family, type_, port)]
         ips[ip] -= 1
         if not ips[ip]:
             del ips[ip]
             if not ips:
-                del self._ports[(family, port)]
+                del self._ports[(family, type_, port)]
 
     # -- sockets -------------------------------------------------------------
     def socket(self, family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 
 _POLLIN, _POLLOUT, _POLLERR, _POLLHUP = 0x001, 0x004, 0x008, 0x010
 _MSG_PEEK = int(_socket.MSG_PEEK)
+_MSG_DONTWAIT = int(getattr(_socket, "MSG_DONTWAIT", 0x40))
 
 AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
 SOCK_STREAM, SOCK_DGRAM = _socket.SOCK_STREAM, _socket.SOCK_DGRAM
@@ -175,8 +176,11 @@ class _End:
         peer = self.peer
         if peer is None or self.reset:
             return
-        if peer.detached:
-            # data for a closed socket: Linux answers with a RST
+        if peer.detached or (peer.rd_shut and peer.wr_shut):
+            # data for a closed socket, or one shut both ways: Linux answers with
+            # a RST (and a socket still open reports the reset itself)
+            if not peer.detached:
+                peer.err = errno.ECONNRESET
             peer.send_rst()
             return
         peer.rbuf += chunk
@@ -214,10 +218,15 @@ class _End:
         self.reset = True
         self.peer = None
         self.sq.clear()
-        self.err = errno.ECONNRESET
+        # in CLOSE_WAIT (the peer's FIN already seen) Linux reports EPIPE
+        self.err = errno.EPIPE if self.fin_rcvd else errno.ECONNRESET
         self.net.activity += 1
         if self.detached:
             self.finish()
+
+    def over(self) -> bool:
+        """The connection has ended: reset, or both directions closed."""
+        return self.reset or (self.fin_rcvd and self.fin_sent)
 
     def finish(self) -> None:
         """The connection is over for this end: release what it holds."""
@@ -278,6 +287,8 @@ class FakeSocket:
         self._conn: int | None = None
         self._side: str | None = None
         self._calls = {"send": 0, "recv": 0, "accept": 0, "connect": 0}
+        self._announced = True  # a completed connect was reported by connect()
+        self._shut = 0  # shutdown() on an unconnected socket still takes effect
         self._fd = net._alloc_fd(self)
         if net._tr is not None:
             net._tr.append((net._now, "socket", self._fd, int(family), int(base)))
@@ -371,9 +382,10 @@ class FakeSocket:
         if tr is not None:
             tr.append((self.network._now,) + event)
 
-    def _wait(self, ready: Any, what: str) -> None:
-        """Block (run the simulation) until ready(), honouring the timeout."""
-        if self._timeout == 0.0:
+    def _wait(self, ready: Any, what: str, flags: int = 0) -> None:
+        """Block (run the simulation) until ready(), honouring the timeout
+        (and MSG_DONTWAIT in *flags*)."""
+        if self._timeout == 0.0 or flags & _MSG_DONTWAIT:
             raise _blocking()
         self.network.block(ready, self._timeout, what)
 
@@ -415,7 +427,8 @@ class FakeSocket:
 
     def getpeername(self) -> Any:
         self._check()
-        if self._state != "connected" or self._raddr is None or (self._end is not None and self._end.reset):
+        end = self._end
+        if self._state != "connected" or self._raddr is None or (end is not None and end.over()):
             raise _oserror(errno.ENOTCONN)
         return self._sockname(self._raddr)
 
@@ -439,14 +452,14 @@ class FakeSocket:
         if not net.is_local_ip(ip):
             raise _oserror(errno.EADDRNOTAVAIL)
         if port == 0:
-            port = net.ephemeral_port(self._family, ip)
+            port = net.ephemeral_port(self._family, ip, self._type)
         elif net._bind_conflict(self, self._family, ip, port):
             raise _oserror(errno.EADDRINUSE)
         self._register(ip, port)
 
     def _register(self, ip: str, port: int) -> None:
         self._laddr = (ip, port)
-        self._bound_key = (self._family, ip, port)
+        self._bound_key = (self._family, self._type, ip, port)
         self.network._add_binding(self._bound_key, self)
 
     def _autobind(self, dest_ip: str | None = None) -> None:
@@ -455,8 +468,12 @@ class FakeSocket:
         net = self.network
         if self._family == AF_UNIX:
             return
-        ip = net.source_ip(dest_ip, self._family) if dest_ip else ("0.0.0.0" if self._family == AF_INET else "::")
-        self._register(ip, net.ephemeral_port(self._family, ip))
+        if dest_ip and self._type == SOCK_STREAM:
+            ip = net.source_ip(dest_ip, self._family)
+        else:
+            # UDP binds the wildcard; each datagram leaves from the route's address
+            ip = "0.0.0.0" if self._family == AF_INET else "::"
+        self._register(ip, net.ephemeral_port(self._family, ip, self._type))
 
     # -- options ---------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: Any, optlen: Any = None) -> None:
@@ -532,6 +549,21 @@ class FakeSocket:
         self._trace("listen", self._fd, self._backlog)
         self.network.activity += 1
 
+    def _stop_listening(self) -> None:
+        self._state = "new"
+        self._shut |= 1
+        net = self.network
+        listeners = net._listening.get(self._bound_key)
+        if listeners and self in listeners:
+            listeners.remove(self)
+            if not listeners:
+                del net._listening[self._bound_key]
+        for pending in list(self._accept_q):
+            pending.detached = True
+            pending.send_rst()
+        self._accept_q.clear()
+        net.activity += 1
+
     def _queue_full(self) -> bool:
         # Linux keeps backlog + 1 connections in the accept queue
         return len(self._accept_q) > self._backlog
@@ -568,7 +600,7 @@ class FakeSocket:
         sock._conn = end.conn_id
         sock._side = "server"
         if self._family != AF_UNIX:
-            sock._bound_key = (self._family, end.laddr[0], end.laddr[1])
+            sock._bound_key = (self._family, self._type, end.laddr[0], end.laddr[1])
             self.network._add_binding(sock._bound_key, sock)
             sock._opts[(_socket.SOL_SOCKET, _socket.SO_REUSEADDR)] = int(self._reuse())
         self.network.activity += 1
@@ -583,7 +615,14 @@ class FakeSocket:
             raise _oserror(code)
 
     def connect_ex(self, address: Any) -> int:
-        code = self._connect(address, "connect_ex")
+        if self._closed:
+            return errno.EBADF  # returned, not raised, as CPython does
+        try:
+            code = self._connect(address, "connect_ex")
+        except OSError as exc:
+            if exc.errno is None or isinstance(exc, _socket.gaierror):
+                raise
+            code = exc.errno
         code = errno.EWOULDBLOCK if code == -1 else code
         self._trace("connect", self._fd, address, code)
         return code
@@ -599,9 +638,18 @@ class FakeSocket:
             self._state = "connected"
             return 0
         if self._state == "connected":
+            if not self._announced:
+                # the first connect after a non-blocking one completed says 0
+                self._announced = True
+                return 0
             return errno.EISCONN
         if self._state == "listening":
             return errno.EISCONN
+        if self._state == "refused":
+            # an unread error is reported now; a read one leaves ECONNABORTED
+            code, self._err = self._err, 0
+            self._state = "new"
+            return code or errno.ECONNABORTED
         if self._state == "connecting":
             if self._timeout == 0.0:
                 return errno.EALREADY
@@ -611,14 +659,17 @@ class FakeSocket:
                 return errno.EAGAIN
         if self._state == "connecting":
             if self._timeout == 0.0:
+                self._announced = False
                 return errno.EINPROGRESS
             try:
                 net.block(lambda: self._state != "connecting", self._timeout, f"{what}()")
             except TimeoutError:
                 return -1
         if self._state == "connected":
+            self._announced = True
             return 0
         code, self._err = self._err, 0
+        self._state = "new"
         return code or errno.ECONNREFUSED
 
     def _start_connect(self, key: Any) -> bool:
@@ -632,10 +683,10 @@ class FakeSocket:
             self._raddr = key
             rule = self._fault("connect")
         if self._family == AF_UNIX:
-            listener = net._unix.get(key)
-            if listener is None:
+            if key not in net._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            if listener._state != "listening" or listener._type != self._type:
+            listener = net._unix[key]  # None: a stale path (its socket closed)
+            if listener is None or listener._state != "listening" or listener._type != self._type:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if listener._queue_full():
                 if self._timeout == 0.0:
@@ -663,16 +714,6 @@ class FakeSocket:
         return rule is not None and self._timeout == 0.0
 
     # -- stream I/O -----------------------------------------------------------------------
-    def _conn_end(self) -> _End:
-        """The connection end for a stream operation, or the right error."""
-        end = self._end
-        if end is None:
-            if self._err:
-                code, self._err = self._err, 0
-                raise _oserror(code)
-            raise _oserror(errno.ENOTCONN)
-        return end
-
     def send(self, data: Any, flags: int = 0) -> int:
         end = self._end
         net = self.network
@@ -680,7 +721,7 @@ class FakeSocket:
                 and not net._faulty):
             peer = end.peer
             if (peer is not None and end.direct and not end.sq and not end.err
-                    and not end.wr_shut and not peer.detached):
+                    and not end.wr_shut and not peer.detached and not peer.rd_shut):
                 # fast path: nothing queued on a zero-latency link; the bytes go
                 # straight to the peer's receive buffer as far as it has room
                 n = len(data)
@@ -729,6 +770,8 @@ class FakeSocket:
             if self._err:
                 code, self._err = self._err, 0
                 raise _oserror(code)
+            if self._family == AF_UNIX and self._state != "refused":
+                raise _oserror(errno.ENOTCONN)
             raise _oserror(errno.EPIPE)
         while True:
             if end.err:
@@ -736,10 +779,13 @@ class FakeSocket:
                 raise _oserror(code)
             if end.wr_shut or end.reset:
                 raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
+            if self._family == AF_UNIX and (end.peer is None or end.peer.rd_shut or end.peer.detached):
+                # a Unix peer that closed or shut reading: EPIPE at once
+                raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
             space = end.scap - len(end.sq)
             if space > 0:
                 break
-            self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()")
+            self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags)
         n = min(len(view), space)
         if rule is not None and rule.fault == "partial_send":
             n = net.faults.size(rule, n)
@@ -760,6 +806,8 @@ class FakeSocket:
         return None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if bufsize == 0 and type(bufsize) is int:
+            return b""  # CPython returns at once, without a system call
         end = self._end
         net = self.network
         if end is not None and end.rbuf and not flags and not self._closed \
@@ -799,9 +847,14 @@ class FakeSocket:
             if bufsize == 0 and self._timeout == 0.0:
                 raise _blocking()
             self._wait(lambda: self._state != "connecting", "recv()")
-        end = self._conn_end()
-        if bufsize == 0:
-            return b""
+        end = self._end
+        if end is None:
+            if self._err:
+                code, self._err = self._err, 0
+                raise _oserror(code)
+            if self._state == "refused" or self._shut & 1:
+                return b""
+            raise _oserror(errno.EINVAL if self._family == AF_UNIX else errno.ENOTCONN)
         while True:
             if end.rbuf:
                 if rule is not None and rule.fault == "short_read":
@@ -824,7 +877,7 @@ class FakeSocket:
             if end.rd_shut or end.reset:
                 return b""
             self._wait(lambda: bool(end.rbuf) or end.fin_rcvd or bool(end.err) or end.reset or end.rd_shut,
-                       "recv()")
+                       "recv()", flags)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -843,14 +896,24 @@ class FakeSocket:
         self._trace("shutdown", self._fd, how)
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
             raise _oserror(errno.EINVAL)
+        rd = how in (_socket.SHUT_RD, _socket.SHUT_RDWR)
+        wr = how in (_socket.SHUT_WR, _socket.SHUT_RDWR)
         if self._type == SOCK_DGRAM:
             if self._raddr is None:
                 raise _oserror(errno.ENOTCONN)
+            self._shut |= (1 if rd else 0) | (2 if wr else 0)
             return
         if self._state == "listening":
+            if rd:
+                self._stop_listening()  # Linux: a listener shut for reading stops listening
             return
         end = self._end
         if end is None:
+            self._shut |= (1 if rd else 0) | (2 if wr else 0)
+            if self._family == AF_UNIX:
+                return  # Unix sockets take it without complaint
+            raise _oserror(errno.ENOTCONN)  # ... TCP complains, but it takes effect
+        if end.over():
             raise _oserror(errno.ENOTCONN)
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
             end.rd_shut = True
@@ -873,6 +936,12 @@ class FakeSocket:
 
     def _sendto(self, payload: bytes, key: Any) -> int:
         net = self.network
+        if self._shut & 2:
+            raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
+        if self._err and self._raddr is not None:
+            # a pending ICMP error is reported by this send, which sends nothing
+            code, self._err = self._err, 0
+            raise _oserror(code)
         if self._family != AF_UNIX:
             if len(payload) > MAX_UDP[self._family]:
                 raise _oserror(errno.EMSGSIZE)
@@ -954,7 +1023,9 @@ class FakeSocket:
         end = self._end
         if end is None:
             # never connected, or a connect that failed
-            mask = _POLLOUT | _POLLHUP if self._family != AF_UNIX else _POLLOUT
+            mask = _POLLOUT | _POLLHUP
+            if self._state == "refused" or self._shut & 1:
+                mask |= _POLLIN
             if self._err:
                 mask |= _POLLERR | _POLLIN
             return mask
@@ -996,7 +1067,8 @@ class FakeSocket:
                 end.send_rst()  # unread data or SO_LINGER 0: abort
             else:
                 if not end.fin_rcvd and self._family != AF_UNIX:
-                    net._time_wait.setdefault((self._family, end.laddr[1]), {})[end.laddr[0]] = net._now + TIME_WAIT
+                    net._time_wait.setdefault((self._family, end.laddr[1]), {})[end.laddr[0]] = (
+                        net._now + TIME_WAIT, self._reuse())
                 end.rd_shut = True
                 if not end.wr_shut:
                     end.wr_shut = True

@@ -459,8 +459,59 @@ class RealBackend(Backend):
         return f"<RealBackend {len(self._socks)} sockets>"
 
 
-#: Backends the suite runs on. A fake network joins with one line here.
-BACKENDS: list[type[Backend]] = [RealBackend]
+class FakeBackend(Backend):
+    """simnet's fake network; ``settle()`` delivers what is due now without
+    moving the virtual clock (so SYN retransmissions stay pending)."""
+
+    name = "fake"
+    synchronous_delivery = False
+
+    def __init__(self) -> None:
+        from simnet.fakesock import FakeNetwork
+
+        self.net = FakeNetwork(seed=1)
+        self._socks: list[Any] = []
+        self._paths = 0
+
+    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> Any:
+        return self.track(self.net.socket(family, type, proto))
+
+    def track(self, obj: Any) -> Any:
+        self._socks.append(obj[0] if isinstance(obj, tuple) else obj)
+        return obj
+
+    def ephemeral_port_range(self) -> tuple[int, int]:
+        from simnet.fakesock.network import EPHEMERAL_PORTS
+
+        return EPHEMERAL_PORTS
+
+    def unix_path(self, name: str) -> str:
+        self._paths += 1
+        return f"/simnet-conformance/{name}{self._paths}"
+
+    def settle(self) -> None:
+        self.net.settle()
+
+    def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
+        def fd(o: Any) -> int:
+            return o if isinstance(o, int) else o.fileno()
+
+        by_fd = {fd(o): o for o in [*r, *w, *x]}
+        rr, ww, xx = self.net.select([fd(o) for o in r], [fd(o) for o in w], [fd(o) for o in x], timeout)
+        return [by_fd[f] for f in rr], [by_fd[f] for f in ww], [by_fd[f] for f in xx]
+
+    def close_all(self) -> None:
+        socks, self._socks = self._socks, []
+        for sock in socks:
+            sock.close()
+        self.net.close()
+
+    def __repr__(self) -> str:
+        return f"<FakeBackend {self.net!r}>"
+
+
+#: Backends the suite runs on.
+BACKENDS: list[type[Backend]] = [RealBackend, FakeBackend]
 
 
 def errno_name(code: int | None) -> str | None:
