@@ -967,16 +967,17 @@ class FakeSocket:
 
     def _recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
         while True:
+            if self._err:
+                # a pending ICMP error comes before queued datagrams, as on Linux
+                code, self._err = self._err, 0
+                raise _oserror(code)
             if self._dgrams:
                 data, src = self._dgrams[0] if flags & _MSG_PEEK else self._dgrams.popleft()
                 if not flags & _MSG_PEEK:
                     self._dgram_bytes -= len(data)
                     self.network.activity += 1
                 return data[:bufsize], self._sockname(src)
-            if self._err:
-                code, self._err = self._err, 0
-                raise _oserror(code)
-            self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()")
+            self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()", flags)
 
     def _accept_datagram(self, data: bytes, src: Any) -> None:
         if self._closed:
