@@ -38,7 +38,10 @@ from simnet.asyncore import (
 )
 from simnet.network import Network, current_network
 from simnet.real import EpollPoller, RealNetwork
+from simnet.faults import FaultPlan, PlanError, Rule
+from simnet.replay import ReplayDivergence, record, replay
 from simnet.timers import TimerHandle, call_at, call_later, clock
+from simnet.trace import Trace, TraceError
 
 if hasattr(asyncore, "file_dispatcher"):
     from simnet.asyncore import file_dispatcher, file_wrapper  # noqa: F401
@@ -58,6 +61,8 @@ __all__ = [
     # simnet
     "install", "uninstall", "call_later", "call_at", "clock", "TimerHandle",
     "Network", "RealNetwork", "EpollPoller", "current_network",
+    "FaultPlan", "Rule", "PlanError", "Trace", "TraceError",
+    "record", "replay", "ReplayDivergence",
 ]
 
 

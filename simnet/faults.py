@@ -88,7 +88,7 @@ FAULT_OPS: dict[str, str] = {
     "partial_send": "send", "short_read": "recv", "eagain": "*", "eintr": "wait",
     "disconnect": "data", "refuse": "connect", "connect_timeout": "connect",
     "unreachable": "connect", "backlog_overflow": "syn", "latency": "link",
-    "partition": "link", "udp_loss": "datagram", "udp_duplicate": "datagram",
+    "partition": "partition", "udp_loss": "datagram", "udp_duplicate": "datagram",
     "udp_reorder": "datagram",
 }
 
@@ -506,6 +506,31 @@ class FaultEngine:
                 self.on_fire(i, rule, op, conn, fd)
             return rule
         return None
+
+    def budget(self, *, conn: int | None, side: str | None, local: Any, peer: Any,
+               sent: int) -> int | None:
+        """Bytes a socket may still send before an ``after_bytes`` disconnect
+        rule that could match it cuts the connection (None: no such rule).
+        Looks only, without drawing or counting."""
+        best = None
+        for i, rule in self._by_op.get("data", ()):
+            after = rule.params["after_bytes"]
+            if after is None or rule.params["at"] is not None:
+                continue
+            w = rule.where
+            if ("conn" in w and w["conn"] != conn) or ("side" in w and w["side"] != side) \
+                    or ("limit" in w and self.fired[i] >= w["limit"]):
+                continue
+            if "port" in w and not ((isinstance(local, tuple) and local[1] == w["port"])
+                                    or (isinstance(peer, tuple) and peer[1] == w["port"])):
+                continue
+            if "peer" in w and not self._addr_matches(w["peer"], peer):
+                continue
+            if "local" in w and not self._addr_matches(w["local"], local):
+                continue
+            left = max(0, after - sent)
+            best = left if best is None else min(best, left)
+        return best
 
     def size(self, rule: Rule, available: int) -> int:
         """How many bytes a partial_send/short_read lets through of *available*."""

@@ -83,8 +83,7 @@ class _Connections:
                 answer = "silence"  # the SYN is dropped; the client retries
             else:
                 answer = "accept"
-            if answer != "rst" and self._partitions and \
-                    self._partition_delay(sock._laddr, key, self._now) != self._now:
+            if self._partitions and self._partition_delay(sock._laddr, key, self._now) != self._now:
                 answer = "silence"  # cut off: the SYN is lost
             if answer == "accept" and self._faulty:
                 rule = self.faults.match("syn", conn=sock._conn, side="server", local=key,

@@ -789,6 +789,16 @@ class FakeSocket:
         n = min(len(view), space)
         if rule is not None and rule.fault == "partial_send":
             n = net.faults.size(rule, n)
+        if net._disconnects and n:
+            # a disconnect "after n bytes" cuts the stream at exactly n bytes
+            left = net.faults.budget(conn=self._conn, side=self._side, local=self._laddr,
+                                     peer=self._raddr, sent=end.sent)
+            if left is not None and left < n:
+                n = left
+                if n == 0:
+                    net._maybe_disconnect(end, self)
+                    raise _oserror(errno.ECONNRESET) if end.reset else BrokenPipeError(
+                        errno.EPIPE, _strerror(errno.EPIPE))
         end.sq += view[:n]
         end.sent += n
         end.transmit()

@@ -1,0 +1,163 @@
+"""Record a scenario on the fake network, and replay it strictly.
+
+A *scenario* is a function that takes the network and runs a dispatcher
+program on it::
+
+    def echo_once(net):
+        server = EchoServer(("127.0.0.1", 7000))
+        client = EchoClient(("127.0.0.1", 7000), [b"hi"])
+        net.run(until=lambda: client.received == b"hi")
+
+    trace = simnet.record(echo_once, "echo.jsonl", seed=7, faults=[Rule("short_read", max_bytes=1)])
+    simnet.replay("echo.jsonl")      # reruns echo_once from the file alone; raises on divergence
+
+The trace's header names the scenario (``module:qualname``), the seed, the
+fault plan and the network settings, so the file alone reruns it. Replay is
+strict: the first event that differs raises :class:`ReplayDivergence` with
+its index, the expected and the actual event, and the events around it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Any, Callable
+
+from simnet.faults import FaultPlan
+from simnet.trace import Trace, TraceError
+
+__all__ = ["record", "replay", "ReplayDivergence", "ReplayResult", "scenario_name", "load_scenario"]
+
+_NETWORK_KEYS = ("latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle", "start_time")
+
+
+class ReplayDivergence(AssertionError):
+    """A replay did not do what the trace says. ``index`` is the first event
+    that differs (0-based), ``expected``/``actual`` the two events (None when
+    one run ended first), ``context`` the events just before it."""
+
+    def __init__(self, index: int, expected: Any, actual: Any, context: list[Any],
+                 path: str | None = None) -> None:
+        self.index = index
+        self.expected = expected
+        self.actual = actual
+        self.context = context
+        self.path = path
+        lines = [f"replay diverged at event {index}" + (f" of {path}" if path else "") + ":"]
+        for i, ev in enumerate(context, index - len(context)):
+            lines.append(f"      {i}: {json.dumps(ev)}")
+        lines.append(f"  expected {index}: {json.dumps(expected) if expected is not None else '(the run had ended)'}")
+        lines.append(f"  actual   {index}: {json.dumps(actual) if actual is not None else '(the run ended here)'}")
+        super().__init__("\n".join(lines))
+
+
+class ReplayResult:
+    """A replay that matched: the trace and how many events were checked."""
+
+    def __init__(self, trace: Trace, events: int) -> None:
+        self.trace = trace
+        self.events = events
+
+    def __repr__(self) -> str:
+        return f"<ReplayResult identical, {self.events} events>"
+
+
+def scenario_name(fn: Callable[..., Any]) -> str:
+    """``module:qualname`` of a scenario function, as a trace header stores it."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ValueError(f"{fn!r} cannot be found again by name (it is a lambda or a local "
+                         "function): define the scenario at module level to record it")
+    return f"{module}:{qualname}"
+
+
+def load_scenario(name: str) -> Callable[..., Any]:
+    """Import a scenario from its ``module:qualname``."""
+    if not isinstance(name, str) or ":" not in name:
+        raise ValueError(f"scenario must be 'module:function', got {name!r}")
+    module_name, _, qualname = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import scenario module {module_name!r}: {exc}") from None
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no scenario {qualname!r}") from None
+    if not callable(obj):
+        raise ValueError(f"scenario {name!r} is not callable")
+    return obj
+
+
+def _run(scenario: Callable[..., Any], seed: int, faults: Any, network: dict[str, Any],
+         name: str | None) -> Trace:
+    from simnet.fakesock import FakeNetwork
+
+    net = FakeNetwork(seed=seed, faults=faults, trace=True, **network)
+    assert net.trace is not None
+    net.trace.header["scenario"] = name
+    with net:
+        scenario(net)
+    return net.trace
+
+
+def record(scenario: Callable[..., Any], path: str | os.PathLike[str] | None = None, *,
+           seed: int = 0, faults: Any = None, **network: Any) -> Trace:
+    """Run ``scenario(net)`` on a new traced FakeNetwork; write the trace to
+    *path* (if given) and return it. *network* takes FakeNetwork's settings
+    (latency, bandwidth, sndbuf, rcvbuf, shuffle, start_time)."""
+    unknown = set(network) - set(_NETWORK_KEYS)
+    if unknown:
+        raise TypeError(f"record() got unknown network setting(s) {sorted(unknown)}; "
+                        f"known: {', '.join(_NETWORK_KEYS)}")
+    trace = _run(scenario, seed, faults, network, scenario_name(scenario))
+    if path is not None:
+        trace.write(path)
+    return trace
+
+
+def replay(source: str | os.PathLike[str] | Trace, *,
+           scenario: Callable[..., Any] | None = None) -> ReplayResult:
+    """Rerun a recorded scenario and check it event by event.
+
+    *source* is a trace file or a :class:`Trace`. The scenario is imported
+    by the name in the header unless *scenario* is given. The whole file is
+    checked before anything runs (a truncated or corrupt trace raises
+    :class:`~simnet.trace.TraceError` with the line number). Raises
+    :class:`ReplayDivergence` at the first event that differs.
+    """
+    path = None
+    if isinstance(source, Trace):
+        trace = source
+    else:
+        path = os.fspath(source)
+        trace = Trace.load(path)
+    header = trace.header
+    if header.get("backend", "fake") != "fake":
+        raise TraceError(f"{path or 'trace'}: recorded on the {header.get('backend')} network; "
+                         "convert it with simnet.real.plan_from_trace() and record that plan "
+                         "on the fake network to replay it")
+    if scenario is None:
+        name = header.get("scenario")
+        if not name:
+            raise ValueError(f"{path or 'trace'}: the header names no scenario; pass scenario=")
+        scenario = load_scenario(name)
+    plan = FaultPlan(header.get("faults") or [])
+    network = {k: v for k, v in (header.get("network") or {}).items() if k in _NETWORK_KEYS}
+    seed = header.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TraceError(f"{path or 'trace'}:1: seed must be an int, got {seed!r}")
+    actual = _run(scenario, seed, plan, network, header.get("scenario")).normalised()
+    expected = trace.normalised()
+    for i, (want, got) in enumerate(zip(expected, actual)):
+        if want != got:
+            raise ReplayDivergence(i, want, got, expected[max(0, i - 3):i], path)
+    if len(expected) != len(actual):
+        i = min(len(expected), len(actual))
+        raise ReplayDivergence(i, expected[i] if i < len(expected) else None,
+                               actual[i] if i < len(actual) else None,
+                               expected[max(0, i - 3):i], path)
+    return ReplayResult(trace, len(expected))
