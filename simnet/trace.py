@@ -19,8 +19,8 @@ bind       fd, address
 listen     fd, backlog
 connect    fd, address, result (0, an errno value such as 115 EINPROGRESS)
 accept     fd, new fd (or an error name), peer address, connection number
-send       fd, bytes offered, bytes taken (or an error name), crc32 of them
-recv       fd, buffer size, bytes returned (or an error name), crc32
+send       fd, bytes offered, bytes taken (or an error name), CRC-32 of them
+recv       fd, buffer size, bytes returned (or an error name), CRC-32
 shutdown   fd, how
 close      fd
 ready      (fd -1) readable fds, writable fds -- one loop pass's answer
@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno as _errno
 import json
 import os
+import zlib
 from typing import Any, Iterable
 
 __all__ = ["Trace", "TraceError", "FORMAT", "error_name"]
@@ -67,7 +68,32 @@ class Trace:
         self.header: dict[str, Any] = {"simnet_trace": FORMAT}
         if header:
             self.header.update(header)
-        self.events: list[Any] = list(events) if events is not None else []
+        self._events: list[Any] = list(events) if events is not None else []
+        #: where a network records: a flat list of (length, *fields) runs.
+        #: Flat, because retaining one tuple per event made tracing costly
+        #: (allocator and GC pressure); events are built when first read.
+        self.flat: list[Any] = []
+        self._flat_digested = 0
+        self._digested = 0
+
+    @property
+    def events(self) -> list[Any]:
+        """The events, as tuples (or lists, for a loaded trace)."""
+        flat = self.flat
+        if flat:
+            out = self._events
+            i, n = 0, len(flat)
+            while i < n:
+                k = flat[i]
+                out.append(tuple(flat[i + 1:i + 1 + k]))
+                i += 1 + k
+            del flat[:]
+            self._flat_digested = 0
+        return self._events
+
+    def record(self, *event: Any) -> None:
+        """Append one event ``(time, kind, fd, ...)``."""
+        self.flat += (len(event),) + event
 
     def __len__(self) -> int:
         return len(self.events)
@@ -77,11 +103,38 @@ class Trace:
         return (f"<Trace {h.get('backend', '?')} seed={h.get('seed')} "
                 f"scenario={h.get('scenario')} events={len(self.events)}>")
 
+    def digest(self, start: int | None = None) -> None:
+        """Replace recorded payloads (bytes) by their CRC-32, from event
+        *start* on. Recording keeps the bytes object -- a reference, no copy
+        -- because hashing on every send would make tracing costly; the
+        digest is taken when the trace is compared or written (and in
+        batches while a long run records, to bound memory)."""
+        events = self.events
+        if start is None:
+            start = self._digested
+        for i in range(start, len(events)):
+            ev = events[i]
+            if type(ev[-1]) is bytes:
+                events[i] = ev[:-1] + (zlib.crc32(ev[-1]),) if type(ev) is tuple \
+                    else ev[:-1] + [zlib.crc32(ev[-1])]
+        self._digested = len(events)
+
+    def digest_flat(self) -> None:
+        """Digest payloads still in the flat recording area, in place."""
+        flat = self.flat
+        start = self._flat_digested if self._flat_digested <= len(flat) else 0
+        for i in range(start, len(flat)):
+            if type(flat[i]) is bytes:
+                flat[i] = zlib.crc32(flat[i])
+        self._flat_digested = len(flat)
+
     def normalised(self) -> list[list[Any]]:
         """The events as JSON would give them back (tuples become lists)."""
+        self.digest()
         return json.loads(json.dumps(self.events))
 
     def lines(self) -> Iterable[str]:
+        self.digest()
         yield json.dumps(self.header, sort_keys=True)
         for event in self.events:
             yield json.dumps(event, separators=(",", ":"))

@@ -480,3 +480,16 @@ def test_record_refuses_a_local_scenario():
 
     with pytest.raises(ValueError, match="module level"):
         simnet.record(local)
+
+
+def test_trace_keeps_payloads_until_digested_and_digests_to_crc32():
+    import zlib
+
+    t = Trace({"seed": 1})
+    t.record(0.0, "send", 5, 3, 3, b"abc")
+    t.digest_flat()  # what a long traced run does to bound memory
+    t.record(0.5, "recv", 6, 10, 3, b"xyz")
+    events = t.events
+    assert events[0] == (0.0, "send", 5, 3, 3, zlib.crc32(b"abc"))
+    assert events[1][-1] == b"xyz"  # not yet digested: a reference, no copy
+    assert t.normalised()[1] == [0.5, "recv", 6, 10, 3, zlib.crc32(b"xyz")]

@@ -160,12 +160,13 @@ class FakeNetwork(_Connections, Network):
         self.faults.on_fire = self._fault_fired
         self.faults.on_change = self._faults_changed
         self._tr: list | None = None
+        self._tr_bytes = 0  # payload bytes the trace holds undigested
         self.trace: Trace | None = None
         self.trace_path: str | None = None
         if trace is not None and trace is not False:
             self.trace = Trace({"backend": "fake", "seed": seed, "faults": plan.to_list(),
                                 "network": self.config(), "scenario": None})
-            self._tr = self.trace.events
+            self._tr = self.trace.flat
             self.timers.on_run = self._timer_ran
             if trace is not True:
                 self.trace_path = os.fspath(trace)
@@ -198,12 +199,12 @@ class FakeNetwork(_Connections, Network):
 
     def _fault_fired(self, index: int, rule: Any, op: str, conn: int | None, fd: int | None) -> None:
         if self._tr is not None:
-            self._tr.append((self._now, "fault", -1 if fd is None else fd, index + 1, op, conn))
+            self._tr += (6, self._now, "fault", -1 if fd is None else fd, index + 1, op, conn)
 
     def _timer_ran(self, handle: TimerHandle) -> None:
         cb = handle.callback
         name = getattr(cb, "__qualname__", None) or type(cb).__name__
-        self._tr.append((self._now, "timer", -1, name))  # type: ignore[union-attr]
+        self._tr += (4, self._now, "timer", -1, name)  # type: ignore[operator]
 
     def _in(self, addr: Any, who: str) -> bool:
         ip = addr[0] if isinstance(addr, tuple) else addr
@@ -596,8 +597,13 @@ class FakeNetwork(_Connections, Network):
             self._stalled = 0
         if self.shuffle:
             rr, wr = self._order(rr), self._order(wr)
-        if self._tr is not None:
-            self._tr.append((self._now, "ready", -1, rr, wr))
+        tr = self._tr
+        if tr is not None:
+            tr += (5, self._now, "ready", -1, rr, wr)
+            if self._tr_bytes > 1 << 26:
+                # bound the payload bytes a long traced run keeps in memory
+                self.trace.digest_flat()  # type: ignore[union-attr]
+                self._tr_bytes = 0
         return rr, wr, []
 
     def poll(self) -> _FakePoll:
@@ -834,6 +840,6 @@ class _FakePoll:
         net._wait(seconds, lambda: bool(self._results()))
         results = net._order(self._results())
         if net._tr is not None:
-            net._tr.append((net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results]))
+            net._tr += (5, net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results])
         return results
 

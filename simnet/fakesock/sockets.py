@@ -21,7 +21,6 @@ import errno
 import io
 import socket as _socket
 import struct
-import zlib
 from collections import deque
 from typing import Any
 
@@ -291,7 +290,7 @@ class FakeSocket:
         self._shut = 0  # shutdown() on an unconnected socket still takes effect
         self._fd = net._alloc_fd(self)
         if net._tr is not None:
-            net._tr.append((net._now, "socket", self._fd, int(family), int(base)))
+            net._tr += (5, net._now, "socket", self._fd, int(family), int(base))
 
     # -- basic properties ---------------------------------------------------------
     @property
@@ -380,7 +379,7 @@ class FakeSocket:
     def _trace(self, *event: Any) -> None:
         tr = self.network._tr
         if tr is not None:
-            tr.append((self.network._now,) + event)
+            tr += (len(event) + 1, self.network._now) + event
 
     def _wait(self, ready: Any, what: str, flags: int = 0) -> None:
         """Block (run the simulation) until ready(), honouring the timeout
@@ -741,7 +740,9 @@ class FakeSocket:
                 end.sent += n
                 net.activity += 1
                 if net._tr is not None:
-                    net._tr.append((net._now, "send", self._fd, len(data), n, zlib.crc32(data[:n])))
+                    net._tr += (6, net._now, "send", self._fd, len(data), n,
+                                data if n == len(data) else data[:n])
+                    net._tr_bytes += n
                 return n
         try:
             n = self._send(data, flags)
@@ -749,7 +750,7 @@ class FakeSocket:
             self._trace("send", self._fd, _len(data), _ename(exc), 0)
             raise
         if net._tr is not None:
-            self._trace("send", self._fd, _len(data), n, zlib.crc32(memoryview(data).cast("B")[:n]))
+            self._trace("send", self._fd, _len(data), n, bytes(memoryview(data).cast("B")[:n]))
         return n
 
     def _send(self, data: Any, flags: int) -> int:
@@ -831,7 +832,8 @@ class FakeSocket:
                 peer.transmit()  # the window opened
             net.activity += 1
             if net._tr is not None:
-                net._tr.append((net._now, "recv", self._fd, bufsize, len(data), zlib.crc32(data)))
+                net._tr += (6, net._now, "recv", self._fd, bufsize, len(data), data)
+                net._tr_bytes += len(data)
             return data
         try:
             data = self._recv(bufsize, flags)
@@ -839,7 +841,7 @@ class FakeSocket:
             self._trace("recv", self._fd, bufsize, _ename(exc), 0)
             raise
         if net._tr is not None:
-            self._trace("recv", self._fd, bufsize, len(data), zlib.crc32(data))
+            self._trace("recv", self._fd, bufsize, len(data), data)
         return data
 
     def _recv(self, bufsize: int, flags: int) -> bytes:
