@@ -1,0 +1,237 @@
+"""The pytest plugin, tested with pytester: fixtures that appear on install,
+the `net` parametrisation, options, seeds, failure reports and replay."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ECHO_TEST = '''
+import pytest
+import simnet
+from simnet import Rule
+from simnet.examples.echo import EchoClient, EchoServer
+
+
+def test_echo(fake_net, simnet_seed):
+    print("SEED", simnet_seed)
+    EchoServer(("127.0.0.1", 7000))
+    client = EchoClient(("127.0.0.1", 7000), [b"hello\\n"])
+    fake_net.run(until=lambda: client.received == b"hello\\n", timeout=10)
+'''
+
+FAILING_TEST = '''
+import pytest
+import simnet
+from simnet import Rule
+from simnet.examples.echo import EchoClient, EchoServer
+
+
+class Naive(simnet.dispatcher):
+    """Assumes send() sends everything: the planted bug."""
+    def __init__(self, addr, data):
+        super().__init__()
+        self.data = data
+        self.create_socket()
+        self.connect(addr)
+    def writable(self):
+        return not self.connected
+    def handle_connect(self):
+        self.send(self.data)
+    def handle_read(self):
+        self.recv(100)
+
+
+class Sink(simnet.dispatcher):
+    got = b""
+    def __init__(self):
+        super().__init__()
+        self.create_socket()
+        self.bind(("127.0.0.1", 9000))
+        self.listen(1)
+    def handle_accepted(self, sock, addr):
+        outer = self
+        class Conn(simnet.dispatcher):
+            def writable(self):
+                return False
+            def handle_read(self):
+                Sink.got += self.recv(4096)
+        Conn(sock)
+
+
+@pytest.mark.simnet(faults=[Rule("partial_send", max_bytes=3)])
+def test_naive_sender(fake_net):
+    Sink()
+    Naive(("127.0.0.1", 9000), b"0123456789")
+    fake_net.run(until=lambda: len(Sink.got) >= 10, timeout=5)
+'''
+
+
+def test_fixtures_appear_without_a_conftest(pytester):
+    pytester.makepyfile(ECHO_TEST)
+    result = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_net_runs_the_test_on_both_networks(pytester):
+    pytester.makepyfile('''
+        import simnet
+        def test_kind(net):
+            d = simnet.dispatcher()
+            d.create_socket()
+            print("FD", d.socket.fileno() >= simnet._state.FAKE_FD_BASE)
+            d.close()
+    ''')
+    result = pytester.runpytest("-v", "-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_kind?fake? FD True", "PASSED", "*test_kind?real? FD False", "PASSED"])
+    only = pytester.runpytest("-v", "--simnet-backend", "fake", "-p", "no:cacheprovider")
+    only.assert_outcomes(passed=1)
+
+
+def _seeds(result) -> list[str]:
+    return re.findall(r"SEED (\d+)", result.stdout.str())
+
+
+def test_default_seed_is_stable_across_runs_and_derived_from_the_test_id(pytester):
+    pytester.makepyfile(ECHO_TEST)
+    first = _seeds(pytester.runpytest("-s", "-p", "no:cacheprovider"))
+    second = _seeds(pytester.runpytest("-s", "-p", "no:cacheprovider"))
+    from simnet.pytest_plugin import seed_for
+
+    assert first == second == [str(seed_for("test_default_seed_is_stable_across_runs_and_derived_from_the_test_id.py::test_echo"))]
+
+
+def test_seed_option_and_seeds_option(pytester):
+    pytester.makepyfile(ECHO_TEST)
+    assert _seeds(pytester.runpytest("-s", "--simnet-seed", "42", "-p", "no:cacheprovider")) == ["42"]
+    many = pytester.runpytest("-s", "-v", "--simnet-seed", "10", "--simnet-seeds", "3", "-p", "no:cacheprovider")
+    many.assert_outcomes(passed=3)
+    assert sorted(_seeds(many)) == ["10", "11", "12"]
+
+
+def test_seeds_do_not_depend_on_the_xdist_worker(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(ECHO_TEST)
+    serial = _seeds(pytester.runpytest("-s", "-p", "no:cacheprovider"))
+    parallel = pytester.runpytest_subprocess("-s", "-n", "2", "-p", "no:cacheprovider")
+    parallel.assert_outcomes(passed=1)
+    # xdist captures worker output; the seed shows in the report of a failure
+    pytester.makepyfile(test_fail='''
+        def test_show(fake_net, simnet_seed):
+            assert False, f"SEED {simnet_seed}"
+    ''')
+    a = pytester.runpytest("test_fail.py", "-p", "no:cacheprovider")
+    b = pytester.runpytest_subprocess("test_fail.py", "-n", "2", "-p", "no:cacheprovider")
+    assert _seeds(a)[:1] == _seeds(b)[:1] and _seeds(a)
+    assert serial
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--simnet-seed", "x"], "--simnet-seed: invalid"),
+    (["--simnet-seeds", "0"], "--simnet-seeds: invalid"),
+    (["--simnet-backend", "wifi"], "--simnet-backend: invalid choice"),
+])
+def test_invalid_option_values_fail_naming_the_option(pytester, args, words):
+    pytester.makepyfile(ECHO_TEST)
+    result = pytester.runpytest(*args)
+    assert result.ret != 0
+    assert words in result.stderr.str()
+
+
+def test_unknown_marker_argument_fails_collection_naming_it(pytester):
+    pytester.makepyfile('''
+        import pytest
+        @pytest.mark.simnet(sed=3)
+        def test_x(fake_net):
+            pass
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret != 0
+    assert "unknown @pytest.mark.simnet argument(s) sed" in result.stderr.str() + result.stdout.str()
+
+
+def test_invalid_plan_in_marker_fails_collection(pytester):
+    pytester.makepyfile('''
+        import pytest
+        @pytest.mark.simnet(faults=[{"fault": "short_read", "max_bytes": 0}])
+        def test_x(fake_net):
+            pass
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret != 0
+    assert "rule 1 (short_read): field 'max_bytes' must be >= 1" in result.stderr.str() + result.stdout.str()
+
+
+def test_failure_report_has_seed_plan_events_and_a_replay_command(pytester, tmp_path):
+    pytester.makepyfile(FAILING_TEST)
+    traces = tmp_path / "traces"
+    result = pytester.runpytest("--simnet-trace-dir", str(traces), "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "simnet" in out and "seed: " in out
+    assert "faults: 1. send() accepts at most 3 bytes" in out
+    assert "last " in out and " events:" in out and "send" in out
+    files = list(traces.glob("*.jsonl"))
+    assert len(files) == 1 and f"trace: {files[0]}" in out
+    command = re.search(r"replay: (.*)", out).group(1)
+    assert "--simnet-replay" in command
+
+    # the printed command reproduces the failure, and the replay matches event by event
+    args = shlex.split(command)[1:]
+    again = pytester.runpytest(*args, "-p", "no:cacheprovider")
+    again.assert_outcomes(failed=1)
+    again_out = again.stdout.str()
+    assert "Deadlock" in again_out and "replay diverged" not in again_out
+
+
+def test_replay_of_a_trace_that_does_not_match_the_test_fails_with_the_reason(pytester, tmp_path):
+    pytester.makepyfile(FAILING_TEST)
+    traces = tmp_path / "traces"
+    pytester.runpytest("--simnet-trace-dir", str(traces), "-p", "no:cacheprovider")
+    trace = next(traces.glob("*.jsonl"))
+    pytester.makepyfile(test_other=ECHO_TEST)
+    result = pytester.runpytest("test_other.py", "--simnet-replay", str(trace), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)  # the check runs at teardown
+    assert "replay diverged at event" in result.stdout.str()
+
+
+def test_missing_replay_file_is_a_usage_error(pytester, tmp_path):
+    pytester.makepyfile(ECHO_TEST)
+    result = pytester.runpytest("--simnet-replay", str(tmp_path / "none.jsonl"))
+    assert result.ret != 0 and "no such trace file" in result.stderr.str()
+
+
+def test_fd_leak_is_reported_naming_the_socket(pytester):
+    pytester.makepyfile('''
+        import socket
+        LEAK = []
+        def test_leaky(real_net):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            LEAK.append(s)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*left 1 file descriptor(s) open: fd * socket ('127.0.0.1', *"])
+
+
+def test_fake_net_cleans_channels_and_timers_after_a_failing_test(pytester):
+    pytester.makepyfile('''
+        import simnet
+        def test_fails(fake_net):
+            d = simnet.dispatcher()
+            d.create_socket()
+            simnet.call_later(10, print)
+            assert False
+        def test_next_is_clean():
+            assert simnet.socket_map == {}
+            assert simnet._state.current is None
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
