@@ -8,6 +8,9 @@ socket accepts it.
 
 Same public names and behaviour as the stdlib module; it is built on
 ``simnet.asyncore``, so it runs on real sockets or on a fake network.
+
+(PYTEST_DONT_REWRITE: pytest, which loads simnet as a plugin, leaves this
+module as it is, so its namespace stays exactly the stdlib's.)
 """
 
 from collections import deque

@@ -15,6 +15,9 @@ globals at call time, so tests that monkeypatch ``asyncore.socket`` or
 
 Use it as ``import simnet.asyncore as asyncore``, or call ``simnet.install()``
 so that a plain ``import asyncore`` finds it.
+
+(PYTEST_DONT_REWRITE: pytest, which loads simnet as a plugin, leaves this
+module as it is, so its namespace stays exactly the stdlib's.)
 """
 
 import math as _math
