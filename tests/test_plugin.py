@@ -235,3 +235,13 @@ def test_fake_net_cleans_channels_and_timers_after_a_failing_test(pytester):
     ''')
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=1)
+
+
+def test_the_readme_plugin_example_passes(pytester):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def test_on_both_networks(net)" in b)
+    pytester.makepyfile(test_readme_example=block)
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)  # the fault test, and the `net` test on fake and real
