@@ -466,6 +466,24 @@ class FaultEngine:
             return ip in self.hosts(want)
         return False
 
+    def _places_match(self, i: int, w: Mapping[str, Any], conn: int | None, side: str | None,
+                      local: Any, peer: Any) -> bool:
+        """The where-clauses that depend on the socket alone (and the limit)."""
+        if "limit" in w and self.fired[i] >= w["limit"]:
+            return False
+        if "conn" in w and w["conn"] != conn:
+            return False
+        if "side" in w and w["side"] != side:
+            return False
+        if "port" in w and not ((isinstance(local, tuple) and local[1] == w["port"])
+                                or (isinstance(peer, tuple) and peer[1] == w["port"])):
+            return False
+        if "peer" in w and not self._addr_matches(w["peer"], peer):
+            return False
+        if "local" in w and not self._addr_matches(w["local"], local):
+            return False
+        return True
+
     def match(self, op: str, *, conn: int | None = None, side: str | None = None,
               local: Any = None, peer: Any = None, call: int | None = None,
               fd: int | None = None, accept: Any = None) -> Rule | None:
@@ -479,21 +497,9 @@ class FaultEngine:
                 continue
             w = rule.where
             if w:
-                if "limit" in w and self.fired[i] >= w["limit"]:
-                    continue
-                if "conn" in w and w["conn"] != conn:
-                    continue
-                if "side" in w and w["side"] != side:
+                if not self._places_match(i, w, conn, side, local, peer):
                     continue
                 if "call" in w and w["call"] != call:
-                    continue
-                if "port" in w and not (
-                        (isinstance(local, tuple) and local[1] == w["port"])
-                        or (isinstance(peer, tuple) and peer[1] == w["port"])):
-                    continue
-                if "peer" in w and not self._addr_matches(w["peer"], peer):
-                    continue
-                if "local" in w and not self._addr_matches(w["local"], local):
                     continue
                 if "window" in w:
                     now = self.clock()
@@ -517,16 +523,7 @@ class FaultEngine:
             after = rule.params["after_bytes"]
             if after is None or rule.params["at"] is not None:
                 continue
-            w = rule.where
-            if ("conn" in w and w["conn"] != conn) or ("side" in w and w["side"] != side) \
-                    or ("limit" in w and self.fired[i] >= w["limit"]):
-                continue
-            if "port" in w and not ((isinstance(local, tuple) and local[1] == w["port"])
-                                    or (isinstance(peer, tuple) and peer[1] == w["port"])):
-                continue
-            if "peer" in w and not self._addr_matches(w["peer"], peer):
-                continue
-            if "local" in w and not self._addr_matches(w["local"], local):
+            if not self._places_match(i, rule.where, conn, side, local, peer):
                 continue
             left = max(0, after - sent)
             best = left if best is None else min(best, left)
