@@ -44,6 +44,7 @@ except NameError:
     socket_map = {}
 
 _POLL_RW_FLAGS = select.POLLIN | select.POLLPRI
+_POLLOUT = select.POLLOUT
 
 
 def _strerror(err):
@@ -238,17 +239,17 @@ def poll2(timeout=0.0, map=None):
             net._note_map(map)
         timers = net.timers
         pollster = net.poll()
-    register = pollster.register
     for fd, obj in list(map.items()):
         flags = 0
         if obj.readable():
             flags = _POLL_RW_FLAGS
         # a listening socket is never offered for writing
         if obj.writable() and not obj.accepting:
-            flags |= select.POLLOUT
+            flags |= _POLLOUT
         if flags:
-            register(fd, flags)
-    if timers._heap:
+            pollster.register(fd, flags)
+    pending = timers._heap  # the live heap list (never replaced)
+    if pending:
         bounded, clamped = timers.bound(timeout)
         if clamped:
             # round a timer's wait up, so the loop does not spin for the last
@@ -258,7 +259,7 @@ def poll2(timeout=0.0, map=None):
         obj = map.get(fd)
         if obj is not None:
             readwrite(obj, flags)
-    if timers._heap:
+    if pending:
         timers.run_due()
 
 
