@@ -47,20 +47,29 @@ class ReplayDivergence(AssertionError):
         lines = [f"replay diverged at event {index}" + (f" of {path}" if path else "") + ":"]
         for i, ev in enumerate(context, index - len(context)):
             lines.append(f"      {i}: {json.dumps(ev)}")
-        lines.append(f"  expected {index}: {json.dumps(expected) if expected is not None else '(the run had ended)'}")
-        lines.append(f"  actual   {index}: {json.dumps(actual) if actual is not None else '(the run ended here)'}")
+        lines.append(f"  expected {index}: {_show(expected, '(the run had ended)')}")
+        lines.append(f"  actual   {index}: {_show(actual, '(the run ended here)')}")
         super().__init__("\n".join(lines))
+
+
+def _show(event: Any, missing: str) -> str:
+    if event is None:
+        return missing
+    return event if isinstance(event, str) else json.dumps(event)
 
 
 class ReplayResult:
     """A replay that matched: the trace and how many events were checked."""
 
-    def __init__(self, trace: Trace, events: int) -> None:
+    def __init__(self, trace: Trace, events: int, failure: str | None = None) -> None:
         self.trace = trace
         self.events = events
+        #: the recorded failure, reproduced (None: the scenario passed)
+        self.failure = failure
 
     def __repr__(self) -> str:
-        return f"<ReplayResult identical, {self.events} events>"
+        extra = f", failure reproduced: {self.failure}" if self.failure else ""
+        return f"<ReplayResult identical, {self.events} events{extra}>"
 
 
 def scenario_name(fn: Callable[..., Any]) -> str:
@@ -93,15 +102,29 @@ def load_scenario(name: str) -> Callable[..., Any]:
 
 
 def _run(scenario: Callable[..., Any], seed: int, faults: Any, network: dict[str, Any],
-         name: str | None) -> Trace:
+         name: str | None) -> tuple[Trace, BaseException | None]:
+    """Run the scenario traced; return the trace and the exception it raised
+    (the trace holds everything up to the failure)."""
     from simnet.fakesock import FakeNetwork
 
     net = FakeNetwork(seed=seed, faults=faults, trace=True, **network)
     assert net.trace is not None
     net.trace.header["scenario"] = name
+    error: BaseException | None = None
     with net:
-        scenario(net)
-    return net.trace
+        try:
+            scenario(net)
+        except Exception as exc:  # noqa: BLE001 -- the outcome is part of the recording
+            error = exc
+    net.trace.header["outcome"] = _outcome(error)
+    return net.trace, error
+
+
+def _outcome(error: BaseException | None) -> str:
+    if error is None:
+        return "ok"
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def record(scenario: Callable[..., Any], path: str | os.PathLike[str] | None = None, *,
@@ -113,9 +136,11 @@ def record(scenario: Callable[..., Any], path: str | os.PathLike[str] | None = N
     if unknown:
         raise TypeError(f"record() got unknown network setting(s) {sorted(unknown)}; "
                         f"known: {', '.join(_NETWORK_KEYS)}")
-    trace = _run(scenario, seed, faults, network, scenario_name(scenario))
+    trace, error = _run(scenario, seed, faults, network, scenario_name(scenario))
     if path is not None:
         trace.write(path)
+    if error is not None:
+        raise error  # the trace is written first: the failure can be replayed
     return trace
 
 
@@ -150,7 +175,8 @@ def replay(source: str | os.PathLike[str] | Trace, *,
     seed = header.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TraceError(f"{path or 'trace'}:1: seed must be an int, got {seed!r}")
-    actual = _run(scenario, seed, plan, network, header.get("scenario")).normalised()
+    run, error = _run(scenario, seed, plan, network, header.get("scenario"))
+    actual = run.normalised()
     expected = trace.normalised()
     for i, (want, got) in enumerate(zip(expected, actual)):
         if want != got:
@@ -160,4 +186,9 @@ def replay(source: str | os.PathLike[str] | Trace, *,
         raise ReplayDivergence(i, expected[i] if i < len(expected) else None,
                                actual[i] if i < len(actual) else None,
                                expected[max(0, i - 3):i], path)
-    return ReplayResult(trace, len(expected))
+    recorded = header.get("outcome", "ok")
+    outcome = _outcome(error)
+    if recorded != outcome:
+        raise ReplayDivergence(len(expected), f"outcome: {recorded}", f"outcome: {outcome}",
+                               expected[-3:], path)
+    return ReplayResult(trace, len(expected), None if error is None else outcome)

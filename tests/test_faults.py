@@ -493,3 +493,19 @@ def test_trace_keeps_payloads_until_digested_and_digests_to_crc32():
     assert events[0] == (0.0, "send", 5, 3, 3, zlib.crc32(b"abc"))
     assert events[1][-1] == b"xyz"  # not yet digested: a reference, no copy
     assert t.normalised()[1] == [0.5, "recv", 6, 10, 3, zlib.crc32(b"xyz")]
+
+
+def failing_scenario(net):
+    """Fails when a send is cut short (planted: it does not handle partial sends)."""
+    a, b = _pair(net)
+    n = a.send(b"x" * 100)
+    assert n == 100, f"sent only {n} of 100 bytes"
+
+
+def test_a_failing_run_is_recorded_and_its_replay_reproduces_the_failure(tmp_path):
+    path = tmp_path / "fail.jsonl"
+    with pytest.raises(AssertionError, match="sent only 7 of 100"):
+        simnet.record(failing_scenario, path, seed=3, faults=[Rule("partial_send", max_bytes=7)])
+    assert Trace.load(path).header["outcome"] == "AssertionError: sent only 7 of 100 bytes"
+    result = simnet.replay(path)
+    assert result.failure == "AssertionError: sent only 7 of 100 bytes"
