@@ -1,27 +1,325 @@
-"""The `simnet` command: the README's main job and its argument errors."""
+"""The `simnet` command: demo, trace show/html, replay, and its errors.
 
+Everything runs in-process through click's CliRunner (fake-network runs
+take milliseconds), except one test that runs the installed console script.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
 import subprocess
 import sys
+import sysconfig
 
-from simnet.cli import main
+import pytest
+from click.testing import CliRunner
 
+import simnet
+from simnet.cli import TraceView, cli, main
+from simnet.examples import demo as demos
+from simnet.trace import Trace
 
-def test_demo_runs_the_echo_example_and_reports_success(capsys):
-    assert main(["demo", "--lines", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "accepted a connection" in out
-    assert "received" in out
-    assert "result: every byte echoed" in out
-
-
-def test_no_command_prints_help_and_exits_2(capsys):
-    assert main([]) == 2
-    assert "demo" in capsys.readouterr().err
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def test_bad_argument_is_a_one_line_error_with_exit_2():
-    out = subprocess.run([sys.executable, "-m", "simnet", "demo", "--lines", "0"],
+def _runner() -> CliRunner:
+    # click >= 8.2 keeps stderr apart by default; older ones need mix_stderr=False
+    if "mix_stderr" in inspect.signature(CliRunner).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
+def run(*args: str, color: bool = False):
+    return _runner().invoke(cli, list(args), color=color, catch_exceptions=False)
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert "\n" not in err, err
+    assert "Traceback" not in result.stdout + result.stderr
+    assert err.startswith("simnet"), err
+    assert "error:" in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+@pytest.fixture
+def demo_trace(tmp_path):
+    """A demo trace of the echo example under the default fault mix."""
+    path = tmp_path / "echo.jsonl"
+    result = run("demo", "--trace", str(path))
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+# -- demo ------------------------------------------------------------------------------
+
+def test_demo_defaults_run_echo_on_the_fake_network_and_write_the_trace(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("demo")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "demo 'echo'" in out and "fake network, seed 1" in out
+    # the plan in English, a timeline with socket operations, faults and callbacks
+    assert "links have 10 ms latency" in out
+    assert "connect 127.0.0.1:7000" in out and "accept conn 1" in out
+    assert "⚡ fault" in out or "!! fault" in out
+    assert "» connected" in out or "> connected" in out
+    # the summary
+    assert "ok: every byte echoed (54 bytes)" in out
+    assert "client → server#1: 54 bytes sent, 54 read; back: 54 sent, 54 read" in out
+    assert "fired" in out and "s virtual" in out and "s wall" in out
+    assert "simnet-demo.jsonl" in out
+    trace = Trace.load(tmp_path / "simnet-demo.jsonl")
+    assert trace.header["scenario"] == "simnet.examples.demo:echo"
+    assert trace.header["seed"] == demos.DEFAULT_SEED
+    assert trace.header["faults"] == simnet.FaultPlan(demos.DEFAULT_FAULTS).to_list()
+    assert ANSI.search(out) is None  # not a terminal: no colour
+
+
+@pytest.mark.parametrize("example", ["echo", "chat", "smtp"])
+def test_each_example_survives_the_default_faults_and_replays_identically(tmp_path, example):
+    path = tmp_path / f"{example}.jsonl"
+    result = run("demo", "--example", example, "--trace", str(path), "--seed", "11")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "result" in result.stdout and "ok:" in result.stdout
+    events = len(Trace.load(path).events)
+    replayed = run("replay", str(path))
+    assert replayed.exit_code == 0, replayed.stdout
+    assert f"identical, {events} events" in replayed.stdout
+
+
+def test_the_fault_summary_is_the_networks_own(demo_trace):
+    view = TraceView(Trace.load(demo_trace))
+    assert "\n".join(view.fault_summary()) == view.demo["fault_summary"]
+    assert sum(view.fired.values()) > 0
+
+
+def test_same_seed_same_trace_other_seed_other_trace(tmp_path):
+    paths = [tmp_path / f"{n}.jsonl" for n in range(3)]
+    for path, seed in zip(paths, ("4", "4", "5")):
+        assert run("demo", "--example", "chat", "--seed", seed, "--trace", str(path)).exit_code == 0
+    assert paths[0].read_text() == paths[1].read_text()
+    assert paths[0].read_text() != paths[2].read_text()
+
+
+def test_demo_takes_a_plan_as_json_or_from_a_file(tmp_path):
+    plan = '[{"fault": "short_read", "max_bytes": 1}]'
+    result = run("demo", "--faults", plan, "--trace", str(tmp_path / "a.jsonl"))
+    assert result.exit_code == 0
+    assert re.search(r"recv\(\) returns at most 1 byte: fired 1\d\d time", result.stdout)
+    (tmp_path / "plan.json").write_text('{"rules": [{"fault": "partial_send", "max_bytes": 3}]}')
+    result = run("demo", "--faults", f"@{tmp_path / 'plan.json'}", "--trace", str(tmp_path / "b.jsonl"))
+    assert result.exit_code == 0
+    assert "send() accepts at most 3 bytes: fired" in result.stdout
+    assert "send 3 of 14 bytes (partial)" in result.stdout
+    result = run("demo", "--faults", "[]", "--trace", str(tmp_path / "c.jsonl"))
+    assert result.exit_code == 0 and "faults: none" in result.stdout
+
+
+def test_a_plan_the_program_does_not_survive_fails_with_status_1_and_still_replays(tmp_path):
+    path = tmp_path / "refused.jsonl"
+    result = run("demo", "--faults", '[{"fault": "refuse"}]', "--trace", str(path))
+    assert result.exit_code == 1
+    assert "FAILED" in result.stdout
+    assert "ECONNREFUSED" in result.stdout
+    assert run("replay", str(path)).exit_code == 0
+
+
+def test_demo_on_real_sockets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("demo", "--real", "--example", "smtp")
+    assert result.exit_code == 0, result.stdout
+    assert "real loopback sockets" in result.stdout
+    assert "ok: message delivered" in result.stdout
+    assert "wall (real sockets)" in result.stdout
+    assert not os.listdir(tmp_path)  # no trace unless asked for
+    result = run("demo", "--real", "--trace", "real.jsonl")
+    assert result.exit_code == 0
+    assert Trace.load(tmp_path / "real.jsonl").header["backend"] == "real"
+    assert run("trace", "show", "real.jsonl").exit_code == 0
+    assert_one_line_error(run("replay", "real.jsonl"), "real network")
+
+
+def test_colour_only_when_asked_for_a_terminal(tmp_path):
+    path = str(tmp_path / "t.jsonl")
+    assert ANSI.search(run("demo", "--trace", path).stdout) is None
+    assert ANSI.search(run("demo", "--trace", path, color=True).stdout) is not None
+
+
+# -- trace show / html --------------------------------------------------------------------
+
+def test_trace_show_prints_the_timeline_and_summary(demo_trace):
+    result = run("trace", "show", str(demo_trace))
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "scenario simnet.examples.demo:echo" in out
+    assert "send 14 bytes" in out and "recv" in out and "summary" in out
+    assert "ready:" not in out  # not by default
+
+
+def test_trace_show_filters(demo_trace):
+    out = run("trace", "show", str(demo_trace), "--kind", "send,recv").stdout
+    lines = [ln for ln in out.splitlines() if re.match(r"\s+\d+\.\d{6}\s", ln)]
+    assert lines and all(" send " in ln or " recv " in ln for ln in lines)
+    out = run("trace", "show", str(demo_trace), "--kind", "all", "--limit", "3").stdout
+    lines = [ln for ln in out.splitlines() if re.match(r"\s+\d+\.\d{6}\s", ln)]
+    assert len(lines) == 3 and "more (raise --limit" in out
+    out = run("trace", "show", str(demo_trace), "--conn", "1", "--kind", "accept,fault").stdout
+    assert "accept conn 1" in out and "listen" not in out
+
+
+def test_trace_html_is_self_contained_with_a_sequence_diagram(demo_trace, tmp_path):
+    out = tmp_path / "page.html"
+    result = run("trace", "html", str(demo_trace), "-o", str(out))
+    assert result.exit_code == 0 and str(out) in result.stdout
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "</svg>" in page
+    assert "<style>" in page
+    for external in ("<script", "<link", "<img", "src=", "@import", "url(http"):
+        assert external not in page, external
+    # the only URL is the SVG namespace
+    assert set(re.findall(r"https?://[^\"' )]+", page)) <= {"http://www.w3.org/2000/svg"}
+    assert "seed" in page and "simnet.examples.demo:echo" in page
+    assert "links have 10 ms latency, up to 5 ms jitter" in page  # the plan in English
+    assert 'marker-end="url(#ah-data)"' in page  # arrows for the bytes
+    assert "accept conn 1" in page
+    # default output path, and stdout
+    assert run("trace", "html", str(demo_trace)).exit_code == 0
+    assert demo_trace.with_suffix(".html").exists()
+    assert "<svg" in run("trace", "html", str(demo_trace), "-o", "-").stdout
+
+
+def test_the_view_pairs_every_byte_read_with_a_send(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    assert run("demo", "--example", "chat", "--trace", str(path)).exit_code == 0
+    view = TraceView(Trace.load(path))
+    assert sorted(view.conns) == [1, 2, 3]
+    for pair in view.conns.values():
+        client, server = pair["client"], pair["server"]
+        assert client.label in demos.CHAT_MEMBERS
+        for src, dst in ((client, server), (server, client)):
+            carried = sum(m.nbytes for m in view.messages
+                          if m.kind == "data" and m.src is src and m.dst is dst)
+            assert carried == dst.received == src.sent
+    assert sum(1 for m in view.messages if m.kind == "connect") == 3
+
+
+# -- replay -------------------------------------------------------------------------------
+
+def test_replay_reports_a_divergence_with_status_1(demo_trace, tmp_path):
+    lines = demo_trace.read_text().splitlines()
+    index = next(i for i, ln in enumerate(lines[1:-1]) if '"send"' in ln)
+    event = json.loads(lines[index + 1])
+    event[3] += 1  # offered one byte more than the program did
+    lines[index + 1] = json.dumps(event)
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text("\n".join(lines) + "\n")
+    result = run("replay", str(changed))
+    assert result.exit_code == 1
+    assert "diverged" in result.stdout
+    assert f"replay diverged at event {index}" in result.stdout
+
+
+# -- bad input: one line, status 2 ------------------------------------------------------------
+
+def _truncated(tmp_path, demo_trace):
+    path = tmp_path / "truncated.jsonl"
+    path.write_text("\n".join(demo_trace.read_text().splitlines()[:5]) + "\n")
+    return path
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _header_only(tmp_path, **header):
+    path = tmp_path / "custom.jsonl"
+    head = {"simnet_trace": 1, "backend": "fake", "seed": 1, "faults": [], "network": {}}
+    head.update(header)
+    path.write_text(json.dumps(head) + "\n" + json.dumps({"end": 0}) + "\n")
+    return path
+
+
+BAD = {
+    "unknown example": (["demo", "--example", "gopher"], ["--example", "gopher"]),
+    "unknown fault": (["demo", "--faults", '[{"fault": "gremlins"}]'], ["unknown fault 'gremlins'"]),
+    "bad plan field": (["demo", "--faults", '[{"fault": "eagain", "op": "read"}]'],
+                       ["rule 1 (eagain)", "op"]),
+    "plan not JSON": (["demo", "--faults", "[{"], ["not valid JSON"]),
+    "plan file missing": (["demo", "--faults", "@/nonexistent/plan.json"], ["cannot read fault plan file"]),
+    "negative seed": (["demo", "--seed", "-3"], ["--seed"]),
+    "seed not a number": (["demo", "--seed", "many"], ["--seed"]),
+    "faults on real": (["demo", "--real", "--faults", "[]"], ["--faults"]),
+    "seed on real": (["demo", "--real", "--seed", "2"], ["--seed"]),
+    "unknown option": (["demo", "--colour"], ["--colour"]),
+    "unknown command": (["explode"], ["explode"]),
+    "show missing": (["trace", "show", "/nonexistent/t.jsonl"], ["no such trace file"]),
+    "html missing": (["trace", "html", "/nonexistent/t.jsonl"], ["no such trace file"]),
+    "replay missing": (["replay", "/nonexistent/t.jsonl"], ["no such trace file"]),
+    "show a directory": (["trace", "show", "/"], ["is a directory"]),
+    "bad kind": (["trace", "show", "@demo", "--kind", "send,teleport"], ["teleport"]),
+    "conn 0": (["trace", "show", "@demo", "--conn", "0"], ["--conn"]),
+    "no such conn": (["trace", "show", "@demo", "--conn", "9"], ["no connection 9"]),
+    "limit 0": (["trace", "show", "@demo", "--limit", "0"], ["--limit"]),
+    "show truncated": (["trace", "show", "@truncated"], ["truncated trace"]),
+    "replay truncated": (["replay", "@truncated"], ["truncated trace"]),
+    "not JSON": (["trace", "show", "@pyproject"], ["header is not JSON"]),
+    "not a trace": (["trace", "show", "@json"], ["not a simnet trace"]),
+    "no scenario": (["replay", "@noscenario"], ["names no scenario"]),
+    "scenario gone": (["replay", "@gone"], ["cannot replay", "no_such_module"]),
+    "bad plan in header": (["trace", "html", "@badplan"], ["fault plan is invalid"]),
+    "html to a directory": (["trace", "html", "@demo", "-o", "/"], ["cannot write"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_and_status_2(case, demo_trace, tmp_path):
+    args, needles = BAD[case]
+    files = {
+        "@demo": lambda: demo_trace,
+        "@truncated": lambda: _truncated(tmp_path, demo_trace),
+        "@pyproject": lambda: os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"),
+        "@json": lambda: _write(tmp_path / "x.json", '{"rules": []}\n'),
+        "@noscenario": lambda: _header_only(tmp_path),
+        "@gone": lambda: _header_only(tmp_path, scenario="no_such_module:scenario"),
+        "@badplan": lambda: _header_only(tmp_path, faults=[{"fault": "gremlins"}]),
+    }
+    args = [str(files[a]()) if a in files else a for a in args]
+    assert_one_line_error(run(*args), *needles)
+
+
+def test_no_command_prints_help_and_exits_2():
+    result = run()
+    assert result.exit_code == 2
+    assert "demo" in result.stderr and "replay" in result.stderr and "trace" in result.stderr
+
+
+def test_version_and_main():
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"simnet {simnet.__version__}"
+    assert main(["--version"]) == 0
+    assert main(["demo", "--example", "nope"]) == 2
+
+
+# -- the installed console script --------------------------------------------------------------
+
+def test_the_installed_console_script(tmp_path):
+    script = os.path.join(sysconfig.get_path("scripts"), "simnet")
+    if not os.path.exists(script):
+        pytest.skip("the simnet console script is not installed (pip install -e .)")
+    path = tmp_path / "smtp.jsonl"
+    done = subprocess.run([script, "demo", "--example", "smtp", "--trace", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "message delivered" in done.stdout and "\x1b[" not in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "simnet", "replay", str(tmp_path / "none.jsonl")],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2
-    assert "--lines must be at least 1" in out.stderr
-    assert "Traceback" not in out.stderr
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert "no such trace file" in bad.stderr
