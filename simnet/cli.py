@@ -1256,6 +1256,71 @@ def replay(file: str) -> None:
     h = result.trace.header
     click.echo(click.style("identical", fg="green", bold=True)
                + f", {result.events} events ({file}: {h.get('scenario')}, seed {h.get('seed')})")
+    if result.failure:
+        click.echo(f"the recorded failure reproduced: {result.failure}")
+
+
+@cli.command(short_help="Search seeds and random fault plans for failures of a scenario.")
+@click.argument("scenario", metavar="MODULE:FUNCTION")
+@click.option("--seeds", type=click.IntRange(min=1), default=100, show_default=True,
+              help="How many (seed, fault plan) pairs to try.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Processes to run in parallel (0: one per core).")
+@click.option("--faults", "kinds", default=None, metavar="KIND,...",
+              help="Fault kinds to draw from (default: all).")
+@click.option("--max-rules", type=click.IntRange(min=1, max=10), default=3, show_default=True,
+              help="Largest plan tried.")
+@click.option("--stop/--keep-going", default=False,
+              help="Stop at the first failure, or search everything (default).")
+@click.option("--trace-dir", default=None, metavar="DIR",
+              help="Where the traces of failures go (default: a new temporary directory).")
+def explore(scenario: str, seeds: int, jobs: int, kinds: str | None, max_rules: int,
+            stop: bool, trace_dir: str | None) -> None:
+    """Run MODULE:FUNCTION -- a function `scenario(net)` that raises when the
+    program misbehaves -- under many seeds and random fault plans, on all
+    the cores asked for. Each distinct failure is shrunk to its smallest
+    plan and printed with its seed and a replay command.
+
+    Exit status 0: no failure found; 1: failures found. For runs across
+    machines use pytest-xdist: `pytest -n auto --simnet-seeds N`.
+    """
+    from simnet import explore as explore_mod
+
+    try:
+        load_scenario(scenario)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    faults = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
+    if faults is not None:
+        from simnet.faults import FAULTS
+
+        unknown = [k for k in faults if k not in FAULTS]
+        if unknown or not faults:
+            raise InputError(f"unknown fault kind(s) {', '.join(unknown) or repr(kinds)}; "
+                             f"known: {', '.join(FAULTS)}")
+    with click.progressbar(length=seeds, label="exploring", file=sys.stderr,
+                           show_pos=True) as bar:
+        state = {"done": 0}
+
+        def progress(done: int, total: int, failures: int) -> None:
+            bar.update(done - state["done"])
+            state["done"] = done
+            bar.label = f"exploring ({failures} failure{'s' if failures != 1 else ''})"
+
+        try:
+            failures = explore_mod.explore(scenario, seeds=seeds, jobs=jobs, faults=faults,
+                                           max_rules=max_rules, stop=stop, trace_dir=trace_dir,
+                                           progress=progress)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    if not failures:
+        click.echo(click.style("no failure", fg="green", bold=True) + f" in {seeds} runs of {scenario}")
+        return
+    click.echo(click.style(f"{len(failures)} distinct failure(s)", fg="red", bold=True)
+               + f" in {state['done']} runs of {scenario}:")
+    for i, failure in enumerate(failures, 1):
+        click.echo(f"\n{i}. " + failure.describe())
+    click.get_current_context().exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

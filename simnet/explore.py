@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import re
 import tempfile
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -95,7 +94,8 @@ def _run_chunk(args: tuple) -> tuple[int, list[dict[str, Any]]]:
     try:
         prop()
     except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        # (str(exc) leaves out the notes Hypothesis adds to the exception)
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         plan, seed = last["plan"], last["seed"]
         path = None
         if trace_dir:

@@ -323,3 +323,46 @@ def test_the_installed_console_script(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert "no such trace file" in bad.stderr
+
+
+# -- explore -------------------------------------------------------------------
+
+def test_explore_finds_the_planted_bug_shrinks_it_and_its_replay_reproduces(tmp_path):
+    result = _runner().invoke(cli, ["explore", "simnet.examples.buggy:scenario", "--seeds", "20",
+                                 "--faults", "partial_send,short_read,latency",
+                                 "--trace-dir", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert "1 distinct failure(s)" in out
+    assert "AssertionError: the server got" in out
+    assert "plan: 1. send() accepts" in out  # shrunk to the one rule that matters
+    command = re.search(r"replay: (simnet replay \S+)", out).group(1)
+    again = _runner().invoke(cli, command.split()[1:])
+    assert again.exit_code == 0, again.output
+    assert "the recorded failure reproduced: AssertionError: the server got" in again.output
+
+
+def test_explore_with_nothing_to_find_exits_0(tmp_path):
+    result = _runner().invoke(cli, ["explore", "simnet.examples.buggy:scenario", "--seeds", "10",
+                                 "--faults", "short_read,latency", "--trace-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "no failure in 10 runs" in result.output
+
+
+def test_explore_runs_in_parallel(tmp_path):
+    result = _runner().invoke(cli, ["explore", "simnet.examples.buggy:scenario", "--seeds", "20", "-j", "2",
+                                 "--faults", "partial_send", "--stop", "--trace-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "distinct failure" in result.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["explore", "nosuch.module:fn"], "cannot import scenario module 'nosuch.module'"),
+    (["explore", "simnet.examples.buggy:nothing"], "has no scenario 'nothing'"),
+    (["explore", "simnet.examples.buggy:scenario", "--seeds", "0"], "--seeds"),
+    (["explore", "simnet.examples.buggy:scenario", "--faults", "jam"], "unknown fault kind(s) jam"),
+])
+def test_explore_bad_input_is_one_line_and_exit_2(args, words):
+    out = subprocess.run([sys.executable, "-m", "simnet", *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert words in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
