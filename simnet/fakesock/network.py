@@ -582,8 +582,16 @@ class FakeNetwork(_Connections, Network):
             raise InterruptedError(errno.EINTR, "Interrupted system call")
         if self._events:
             self._process_due()
-        rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
-        wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
+        # (FakeSocket._sel_r/_sel_w inlined for connected streams: this runs
+        # for every channel on every pass)
+        rr = [fd for fd, s in zip(r, rs)
+              if ((e := s._end) is not None and not s._closed
+                  and (e.rbuf or e.fin_rcvd or e.rd_shut or e.reset or e.err))
+              or (e is None and s._sel_r())]
+        wr = [fd for fd, s in zip(w, ws)
+              if ((e := s._end) is not None and not s._closed
+                  and (e.wr_shut or e.reset or len(e.sq) < e.scap or e.err))
+              or (e is None and s._sel_w())]
         if not (rr or wr) and timeout != 0:
             def ready() -> bool:
                 return any(s._sel_r() for s in rs) or any(s._sel_w() for s in ws)
