@@ -11,6 +11,10 @@ Installed with simnet (entry point ``pytest11``), so the fixtures just appear:
 ``net``
     The same test once on each: ids ``fake`` and ``real`` (see
     ``--simnet-backend``).
+``tls_ca``, ``tls_server_context``, ``tls_client_context``
+    A trustme certificate authority, a server context with a certificate for
+    ``localhost``/``127.0.0.1``/``mail.example``, and a client context that
+    trusts it -- for :mod:`simnet.tls` on either network.
 
 Per-test settings come from a marker::
 
@@ -294,10 +298,38 @@ def real_net(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def net(request: pytest.FixtureRequest) -> Iterator[Any]:
+def net(request: pytest.FixtureRequest, simnet_seed: int) -> Iterator[Any]:
     """The test runs once on each network: ``fake`` and ``real``."""
     kind = getattr(request, "param", "fake")
     yield request.getfixturevalue("fake_net" if kind == "fake" else "real_net")
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> Any:
+    """A throwaway certificate authority (``trustme.CA``), for the session."""
+    trustme = pytest.importorskip("trustme", reason="the TLS fixtures need trustme")
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server_context(tls_ca: Any) -> Any:
+    """A server ``ssl.SSLContext`` with a certificate for ``localhost``,
+    ``127.0.0.1`` and ``mail.example``, issued by ``tls_ca``."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_ca.issue_cert("localhost", "127.0.0.1", "mail.example").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def tls_client_context(tls_ca: Any) -> Any:
+    """A client ``ssl.SSLContext`` that trusts ``tls_ca`` (and checks hostnames)."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls_ca.configure_trust(ctx)
+    return ctx
 
 
 def _trace_path(config: pytest.Config, nodeid: str, seed: int | None) -> str:

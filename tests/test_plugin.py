@@ -245,3 +245,52 @@ def test_the_readme_plugin_example_passes(pytester):
     pytester.makepyfile(test_readme_example=block)
     result = pytester.runpytest("-v", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)  # the fault test, and the `net` test on fake and real
+
+
+def test_seeds_option_works_with_the_net_fixture(pytester):
+    pytester.makepyfile('''
+        def test_both(net, simnet_seed):
+            print("SEED", simnet_seed)
+    ''')
+    result = pytester.runpytest("-s", "--simnet-seeds", "2", "--simnet-seed", "5", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)  # fake and real, two seeds each
+
+
+def test_tls_fixtures_give_an_echo_over_tls_on_the_fake_network(pytester):
+    pytester.makepyfile('''
+        import simnet
+        from simnet.tls import TLSDispatcherWithSend
+
+        class Server(simnet.dispatcher):
+            def __init__(self, ctx):
+                super().__init__()
+                self.ctx = ctx
+                self.create_socket()
+                self.bind(("127.0.0.1", 443))
+                self.listen(5)
+            def handle_accepted(self, sock, addr):
+                Echo(sock, context=self.ctx, server_side=True)
+
+        class Echo(TLSDispatcherWithSend):
+            def handle_read(self):
+                self.send(self.recv(1024))
+
+        class Client(TLSDispatcherWithSend):
+            got = b""
+            def __init__(self, ctx):
+                super().__init__(context=ctx, server_hostname="localhost")
+                self.create_socket()
+                self.connect(("127.0.0.1", 443))
+            def handle_connect(self):
+                self.send(b"over tls")
+            def handle_read(self):
+                Client.got += self.recv(1024)
+
+        def test_tls_echo(fake_net, tls_server_context, tls_client_context):
+            Server(tls_server_context)
+            c = Client(tls_client_context)
+            fake_net.run(until=lambda: Client.got == b"over tls", timeout=10)
+            assert c.socket.version().startswith("TLS")
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
