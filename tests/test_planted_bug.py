@@ -1,65 +1,14 @@
-"""Hypothesis finds a planted protocol bug through random fault plans, and
+"""Hypothesis finds a planted protocol bug (simnet.examples.buggy: a client
+that assumes send() sends everything) through random fault plans, and
 shrinks the plan to the one rule that matters."""
 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, find, given, settings
 
-import simnet
-from simnet.fakesock import Deadlock, FakeNetwork, SimulationTimeout
+from simnet.examples.buggy import MESSAGE, NaiveClient, deliver
+from simnet.fakesock import FakeNetwork
 from simnet.strategies import fault_plans
-
-MESSAGE = b"HELLO, this is one whole protocol message\r\n"
-
-
-class Collector(simnet.dispatcher):
-    """Server side: keeps what arrives."""
-
-    def __init__(self, sock, map, box):
-        super().__init__(sock, map=map)
-        self.box = box
-
-    def writable(self):
-        return False
-
-    def handle_read(self):
-        try:
-            self.box.append(self.recv(4096))
-        except BlockingIOError:
-            pass  # a spurious EAGAIN: nothing to read after all
-
-
-class Server(simnet.dispatcher):
-    def __init__(self, map, box):
-        super().__init__(map=map)
-        self.box = box
-        self.create_socket()
-        self.bind(("127.0.0.1", 4000))
-        self.listen(5)
-
-    def handle_accepted(self, sock, addr):
-        Collector(sock, self._map, self.box)
-
-
-class NaiveClient(simnet.dispatcher):
-    """The planted bug: assumes one send() sends the whole message."""
-
-    def __init__(self, map):
-        super().__init__(map=map)
-        self.create_socket()
-        self.connect(("127.0.0.1", 4000))
-
-    def writable(self):
-        return not self.connected
-
-    def handle_connect(self):
-        self.send(MESSAGE)  # BUG: ignores how much was sent
-
-    def handle_read(self):
-        self.recv(100)
-
-    def handle_error(self):
-        self.handle_close()
 
 
 class CarefulClient(NaiveClient):
@@ -82,16 +31,7 @@ class CarefulClient(NaiveClient):
 def delivers(plan, client_cls=NaiveClient, seed=0) -> bool:
     """Does the whole message arrive under *plan*?"""
     with FakeNetwork(seed=seed, faults=plan) as net:
-        m, box = {}, []
-        Server(m, box)
-        client_cls(m)
-        try:
-            net.run(until=lambda: b"".join(box) == MESSAGE or len(m) < 2, map=m, timeout=300)
-        except (Deadlock, SimulationTimeout):
-            pass
-        got = b"".join(box)
-        simnet.close_all(m)
-    return got == MESSAGE
+        return deliver(net, client_cls) == MESSAGE
 
 
 DATA_FAULTS = ["partial_send", "short_read", "eagain", "latency"]
