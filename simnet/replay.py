@@ -163,8 +163,8 @@ def replay(source: str | os.PathLike[str] | Trace, *,
     header = trace.header
     if header.get("backend", "fake") != "fake":
         raise TraceError(f"{path or 'trace'}: recorded on the {header.get('backend')} network; "
-                         "convert it with simnet.real.plan_from_trace() and record that plan "
-                         "on the fake network to replay it")
+                         "convert it with simnet.real.plan_from_trace() and run the scenario on "
+                         "a FakeNetwork with that plan to repeat its I/O pattern")
     if scenario is None:
         name = header.get("scenario")
         if not name:

@@ -26,6 +26,8 @@ close      fd
 ready      (fd -1) readable fds, writable fds -- one loop pass's answer
 timer      (fd -1) callback name
 fault      fd (or -1), rule number (from 1), operation, connection
+conn       fd, connection number (from 1, in connect order), side
+           ("client" for a connecting socket, "server" for an accepted one)
 =========  ===============================================================
 
 Error names are ``"E" + errno name`` (``"EAGAIN"``, ``"ECONNRESET"`` ...).

@@ -294,3 +294,35 @@ def test_tls_fixtures_give_an_echo_over_tls_on_the_fake_network(pytester):
     ''')
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_real_net_applies_the_markers_fault_plan(pytester):
+    pytester.makepyfile('''
+        import socket
+        import pytest
+        import simnet
+        from simnet import Rule
+
+        @pytest.mark.simnet(faults=[Rule("partial_send", max_bytes=1)])
+        def test_one_byte_sends(real_net):
+            lst = socket.socket()
+            lst.bind(("127.0.0.1", 0))
+            lst.listen(1)
+            d = simnet.dispatcher()
+            d.create_socket()
+            d.connect(lst.getsockname())
+            conn, _ = lst.accept()
+            try:
+                assert d.send(b"hello") == 1
+            finally:
+                d.close()
+                conn.close()
+                lst.close()
+
+        @pytest.mark.simnet(faults=[Rule("latency", latency=0.1)])
+        def test_latency_cannot_be_real(real_net):
+            pass
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    assert "cannot be applied to kernel sockets" in result.stdout.str()

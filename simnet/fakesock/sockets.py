@@ -598,6 +598,7 @@ class FakeSocket:
         sock._rcvbuf = end.rcap
         sock._conn = end.conn_id
         sock._side = "server"
+        sock._trace("conn", sock._fd, sock._conn, "server")
         if self._family != AF_UNIX:
             sock._bound_key = (self._family, self._type, end.laddr[0], end.laddr[1])
             self.network._add_binding(sock._bound_key, sock)
@@ -677,6 +678,7 @@ class FakeSocket:
         self._err = 0
         self._conn = net.new_conn_id()
         self._side = "client"
+        self._trace("conn", self._fd, self._conn, "client")
         rule = None
         if net._faulty:
             self._raddr = key
