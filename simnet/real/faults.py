@@ -82,9 +82,12 @@ class FaultySocket:
 
     def _fault(self, op: str) -> Rule | None:
         self._calls[op] += 1
-        return self.network.faults.match(op, conn=self._conn, side=self._side,
-                                         local=self._addr("getsockname"), peer=self._addr("getpeername"),
-                                         call=self._calls[op], fd=self._fd)
+        faults = self.network.faults
+        if not faults.has(op):
+            return None  # no rule can act here: skip the address look-ups
+        return faults.match(op, conn=self._conn, side=self._side,
+                            local=self._addr("getsockname"), peer=self._addr("getpeername"),
+                            call=self._calls[op], fd=self._fd)
 
     # -- connections -----------------------------------------------------------
     def _set_conn(self, conn: int, side: str) -> None:
@@ -128,6 +131,20 @@ class FaultySocket:
     # -- data ----------------------------------------------------------------------
     def send(self, data: Any, flags: int = 0) -> int:
         net = self.network
+        faults = net.faults
+        if not self._reset and type(data) is bytes and not faults.plan:
+            # trace only: one kernel call, one record
+            try:
+                taken = self._sock.send(data, flags)
+            except OSError as exc:
+                net._trace("send", self._fd, len(data), _name(exc), 0)
+                raise
+            self._sent += taken
+            tr = net.trace
+            if tr is not None:
+                tr.flat += (6, time.monotonic() - net._start, "send", self._fd, len(data), taken,
+                            data if taken == len(data) else data[:taken])
+            return taken
         view = memoryview(data).cast("B")
         try:
             if self._reset:
@@ -137,11 +154,13 @@ class FaultySocket:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             n = len(view)
             if rule is not None and rule.fault == "partial_send":
-                n = net.faults.size(rule, n)
-            left = net.faults.budget(conn=self._conn, side=self._side, local=self._addr("getsockname"),
+                n = faults.size(rule, n)
+            if faults.has("data"):
+                left = faults.budget(conn=self._conn, side=self._side,
+                                     local=self._addr("getsockname"),
                                      peer=self._addr("getpeername"), sent=self._sent)
-            if left is not None and left < n:
-                n = left
+                if left is not None and left < n:
+                    n = left
             taken = self._sock.send(view[:n], flags) if n or not len(view) else 0
         except OSError as exc:
             net._trace("send", self._fd, len(view), _name(exc), 0)
@@ -159,6 +178,17 @@ class FaultySocket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         net = self.network
+        if not self._reset and not net.faults.plan:
+            # trace only: one kernel call, one record
+            try:
+                data = self._sock.recv(bufsize, flags)
+            except OSError as exc:
+                net._trace("recv", self._fd, bufsize, _name(exc), 0)
+                raise
+            tr = net.trace
+            if tr is not None:
+                tr.flat += (6, time.monotonic() - net._start, "recv", self._fd, bufsize, len(data), data)
+            return data
         asked = bufsize  # the trace records what the program asked for
         try:
             if self._reset:
@@ -261,7 +291,7 @@ class _RealFaults:
 
     def _trace(self, kind: str, fd: int, *fields: Any) -> None:
         if self.trace is not None:
-            self.trace.record(round(self.time_since_start(), 6), kind, fd, *fields)
+            self.trace.record(time.monotonic() - self._start, kind, fd, *fields)
 
     def _fault_fired(self, index: int, rule: Rule, op: str, conn: Any, fd: Any) -> None:
         self._trace("fault", -1 if fd is None else fd, index + 1, op, conn)
