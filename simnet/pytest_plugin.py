@@ -244,19 +244,9 @@ def _finish_fake(request: pytest.FixtureRequest, net: Any, run: _Run) -> None:
             m.pop(fd, None)
     replay = request.config.stash[_STATE]["replay"]
     if replay is not None and net.trace is not None:
-        from simnet.replay import ReplayDivergence
+        from simnet.replay import compare
 
-        expected = replay.normalised()
-        actual = net.trace.normalised()
-        for i, (want, got) in enumerate(zip(expected, actual)):
-            if want != got:
-                raise ReplayDivergence(i, want, got, expected[max(0, i - 3):i],
-                                       request.config.getoption("--simnet-replay"))
-        if len(expected) != len(actual):
-            i = min(len(expected), len(actual))
-            raise ReplayDivergence(i, expected[i] if i < len(expected) else None,
-                                   actual[i] if i < len(actual) else None,
-                                   expected[max(0, i - 3):i], request.config.getoption("--simnet-replay"))
+        compare(replay.normalised(), net.trace.normalised(), request.config.getoption("--simnet-replay"))
 
 
 @pytest.fixture

@@ -72,6 +72,19 @@ class ReplayResult:
         return f"<ReplayResult identical, {self.events} events{extra}>"
 
 
+def compare(expected: list[Any], actual: list[Any], path: str | None = None) -> None:
+    """Raise :class:`ReplayDivergence` at the first event where two
+    (normalised) event lists differ, or where one ends first."""
+    for i, (want, got) in enumerate(zip(expected, actual)):
+        if want != got:
+            raise ReplayDivergence(i, want, got, expected[max(0, i - 3):i], path)
+    if len(expected) != len(actual):
+        i = min(len(expected), len(actual))
+        raise ReplayDivergence(i, expected[i] if i < len(expected) else None,
+                               actual[i] if i < len(actual) else None,
+                               expected[max(0, i - 3):i], path)
+
+
 def scenario_name(fn: Callable[..., Any]) -> str:
     """``module:qualname`` of a scenario function, as a trace header stores it."""
     module = getattr(fn, "__module__", None)
@@ -176,16 +189,8 @@ def replay(source: str | os.PathLike[str] | Trace, *,
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TraceError(f"{path or 'trace'}:1: seed must be an int, got {seed!r}")
     run, error = _run(scenario, seed, plan, network, header.get("scenario"))
-    actual = run.normalised()
     expected = trace.normalised()
-    for i, (want, got) in enumerate(zip(expected, actual)):
-        if want != got:
-            raise ReplayDivergence(i, want, got, expected[max(0, i - 3):i], path)
-    if len(expected) != len(actual):
-        i = min(len(expected), len(actual))
-        raise ReplayDivergence(i, expected[i] if i < len(expected) else None,
-                               actual[i] if i < len(actual) else None,
-                               expected[max(0, i - 3):i], path)
+    compare(expected, run.normalised(), path)
     recorded = header.get("outcome", "ok")
     outcome = _outcome(error)
     if recorded != outcome:
