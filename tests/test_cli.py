@@ -81,7 +81,7 @@ def test_demo_defaults_run_echo_on_the_fake_network_and_write_the_trace(tmp_path
     assert ANSI.search(out) is None  # not a terminal: no colour
 
 
-@pytest.mark.parametrize("example", ["echo", "chat", "smtp"])
+@pytest.mark.parametrize("example", ["echo", "chat", "smtp", "http"])
 def test_each_example_survives_the_default_faults_and_replays_identically(tmp_path, example):
     path = tmp_path / f"{example}.jsonl"
     result = run("demo", "--example", example, "--trace", str(path), "--seed", "11")

@@ -49,6 +49,7 @@ EXAMPLES: dict[str, str] = {
     "echo": "an asyncore echo server and a client that sends three lines",
     "chat": "an async_chat chat room and three members who talk and leave",
     "smtp": "the async_chat SMTP server and a non-blocking client delivering one message",
+    "http": "the asyncore docs' HTTP client fetching a page from an async_chat server",
 }
 
 DEFAULT_SEED = 1
@@ -67,7 +68,7 @@ DEFAULT_FAULTS: list[dict[str, Any]] = [
 
 #: Where each example listens on the fake network (port 0 on real sockets).
 FAKE_ADDRESSES = {"echo": ("127.0.0.1", 7000), "chat": ("127.0.0.1", 6667),
-                  "smtp": ("127.0.0.1", 25)}
+                  "smtp": ("127.0.0.1", 25), "http": ("127.0.0.1", 80)}
 
 #: Virtual (fake network) or wall-clock (real) seconds a demo may take.
 TIME_LIMIT = {"fake": 600.0, "real": 10.0}
@@ -223,8 +224,24 @@ def _build_smtp(addr: Any, channels: dict, notes: Notes) -> Program:
     return Program(outcome, labels)
 
 
+def _build_http(addr: Any, channels: dict, notes: Notes) -> Program:
+    """The asyncore docs' HTTP client and a server for it."""
+    from simnet.examples.http import PAGE, HTTPClient, HTTPServer
+
+    server = HTTPServer(addr, map=channels, events=notes)
+    client = HTTPClient(server.address[0], server.address[1], "/", map=channels, events=notes)
+    labels = {_addr(server.address): "server", _addr(client.socket.getsockname()): "client"}
+
+    def outcome() -> tuple[bool, str]:
+        if client.body == PAGE and client.response.startswith(b"HTTP/1.0 200 OK"):
+            return True, f"page fetched ({len(client.response)} bytes)"
+        return False, f"got {len(client.response)} bytes, not the page"
+
+    return Program(outcome, labels)
+
+
 BUILDERS: dict[str, Callable[[Any, dict, Notes], Program]] = {
-    "echo": _build_echo, "chat": _build_chat, "smtp": _build_smtp,
+    "echo": _build_echo, "chat": _build_chat, "smtp": _build_smtp, "http": _build_http,
 }
 
 
@@ -280,7 +297,12 @@ def smtp(net: Any) -> None:
 
 
 #: example name -> its module-level scenario function
-SCENARIOS: dict[str, Callable[[Any], None]] = {"echo": echo, "chat": chat, "smtp": smtp}
+def http(net: Any) -> None:
+    """Scenario: the HTTP example on fake network *net*."""
+    _run_fake("http", net)
+
+
+SCENARIOS: dict[str, Callable[[Any], None]] = {"echo": echo, "chat": chat, "smtp": smtp, "http": http}
 
 
 # -- real sockets ---------------------------------------------------------------
