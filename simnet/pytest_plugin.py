@@ -276,6 +276,7 @@ def real_net(request: pytest.FixtureRequest) -> Iterator[Any]:
     with net:
         yield net
     simnet.close_all(ignore_all=True)
+    simnet._state.real_timers.clear()
     leaked = {fd: t for fd, t in _open_fds().items() if fd not in before}
     if leaked:
         names = "; ".join(_describe_fd(fd, t) for fd, t in sorted(leaked.items()))
