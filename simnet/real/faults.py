@@ -42,6 +42,9 @@ def check_real_plan(plan: FaultPlan) -> None:
                             "clock; use call or limit on real sockets")
 
 
+_monotonic = time.monotonic
+
+
 def _name(exc: BaseException) -> str:
     code = getattr(exc, "errno", None)
     if code is None:
@@ -63,6 +66,11 @@ class FaultySocket:
         self._sent = 0
         self._reset = 0  # 1: reset, error not yet reported; 2: reported
         self._fd = sock.fileno()
+        # the direct path (a trace, no plan) reads these without lookups
+        self._flat = net.trace.flat if net.trace is not None and not net.faults.plan else None
+        self._t0 = net._start
+        self._ksend = sock.send
+        self._krecv = sock.recv
         net._trace("socket", self._fd, int(sock.family), int(sock.type))
 
     def __getattr__(self, name: str) -> Any:
@@ -130,21 +138,20 @@ class FaultySocket:
 
     # -- data ----------------------------------------------------------------------
     def send(self, data: Any, flags: int = 0) -> int:
-        net = self.network
-        faults = net.faults
-        if not self._reset and type(data) is bytes and not faults.plan:
+        flat = self._flat
+        if flat is not None and not self._reset and type(data) is bytes:
             # trace only: one kernel call, one record
             try:
-                taken = self._sock.send(data, flags)
+                taken = self._ksend(data, flags)
             except OSError as exc:
-                net._trace("send", self._fd, len(data), _name(exc), 0)
+                self.network._trace("send", self._fd, len(data), _name(exc), 0)
                 raise
             self._sent += taken
-            tr = net.trace
-            if tr is not None:
-                tr.flat += (6, time.monotonic() - net._start, "send", self._fd, len(data), taken,
-                            data if taken == len(data) else data[:taken])
+            flat += (6, _monotonic() - self._t0, "send", self._fd, len(data), taken,
+                     data if taken == len(data) else data[:taken])
             return taken
+        net = self.network
+        faults = net.faults
         view = memoryview(data).cast("B")
         try:
             if self._reset:
@@ -177,18 +184,17 @@ class FaultySocket:
             sent += self.send(view[sent:], flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        net = self.network
-        if not self._reset and not net.faults.plan:
+        flat = self._flat
+        if flat is not None and not self._reset:
             # trace only: one kernel call, one record
             try:
-                data = self._sock.recv(bufsize, flags)
+                data = self._krecv(bufsize, flags)
             except OSError as exc:
-                net._trace("recv", self._fd, bufsize, _name(exc), 0)
+                self.network._trace("recv", self._fd, bufsize, _name(exc), 0)
                 raise
-            tr = net.trace
-            if tr is not None:
-                tr.flat += (6, time.monotonic() - net._start, "recv", self._fd, bufsize, len(data), data)
+            flat += (6, _monotonic() - self._t0, "recv", self._fd, bufsize, len(data), data)
             return data
+        net = self.network
         asked = bufsize  # the trace records what the program asked for
         try:
             if self._reset:
@@ -261,6 +267,7 @@ class FaultySocket:
         self._sock.detach()
         self._sock = _socket.socket(fileno=fd)
         self._sock.setblocking(False)
+        self._ksend, self._krecv = self._sock.send, self._sock.recv
         self._reset = 1
 
     def close(self) -> None:
