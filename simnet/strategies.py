@@ -40,7 +40,9 @@ SIMPLEST_FIRST = [
 
 def _params(fault: str, max_bytes: int, hosts: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     if fault in ("partial_send", "short_read"):
-        return st.fixed_dictionaries({"max_bytes": st.one_of(st.integers(1, max_bytes), st.none())})
+        # 1 is the simplest value, None (a random size each time) the last
+        return st.fixed_dictionaries({"max_bytes": st.integers(1, max_bytes + 1).map(
+            lambda n: None if n == max_bytes + 1 else n)})
     if fault == "eagain":
         return st.fixed_dictionaries({"op": st.sampled_from(["send", "recv", "accept", "connect"])})
     if fault == "disconnect":
@@ -72,7 +74,7 @@ def _where(ports: Sequence[int] | None, conns: int) -> st.SearchStrategy[dict[st
         "call": st.integers(1, 5),
         "limit": st.integers(1, 5),
         "probability": st.sampled_from([0.5, 0.25, 0.1, 0.9]),
-        "conn": st.integers(1, max(1, conns)),
+        "conn": st.integers(1, max(1, conns or 1)),
         "window": st.sampled_from([(0.0, 1.0), (0.0, 10.0), (1.0, 60.0)]).map(list),
     }
     if ports:
@@ -81,7 +83,7 @@ def _where(ports: Sequence[int] | None, conns: int) -> st.SearchStrategy[dict[st
 
 
 def rules(faults: Sequence[str] | None = None, *, ports: Sequence[int] | None = None,
-          conns: int = 3, max_bytes: int = 64, hosts: Sequence[str] = ()) -> st.SearchStrategy[Rule]:
+          conns: int | None = 3, max_bytes: int = 64, hosts: Sequence[str] = ()) -> st.SearchStrategy[Rule]:
     """Valid :class:`~simnet.faults.Rule` objects.
 
     *faults* restricts the kinds (default: all); *ports* and *conns* bound
