@@ -99,8 +99,7 @@ def test_eintr_interrupts_the_wait(chan):
 
 
 @pytest.mark.parametrize("rule", [Rule("latency", latency=0.1), Rule("partition", a="a", b="b"),
-                                  Rule("udp_loss"), Rule("connect_timeout"),
-                                  Rule("disconnect", at=1.0)])
+                                  Rule("udp_loss"), Rule("connect_timeout")])
 def test_faults_kernel_sockets_cannot_show_are_refused(rule):
     with pytest.raises(PlanError, match=r"rule 1 \(\w+\)"):
         RealNetwork(faults=[Rule("short_read"), rule][1:])

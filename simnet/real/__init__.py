@@ -4,24 +4,29 @@ By default the dispatcher layer talks to the kernel directly through the
 drop-in module's own ``socket``/``select``/``time`` globals (so that tests
 which monkeypatch ``asyncore.socket`` keep working). :class:`RealNetwork` is
 the same network as a value: entered with ``with RealNetwork():`` it becomes
-current, which is how fault plans and traces attach to real sockets.
+current, which is how fault plans and traces attach to real sockets
+(:mod:`simnet.real.faulty`).
 """
 
 from __future__ import annotations
 
-import errno
 from typing import Any
 
 from simnet import _state
+from simnet.faults import FaultPlan
 from simnet.network import Network
 from simnet.real.epoll import EpollPoller
-from simnet.real.faults import REAL_FAULTS, FaultySocket, _RealFaults, plan_from_trace
+from simnet.real.faulty import (REAL_FAULTS, FaultyPoll, FaultySocket, RealSession,
+                                check_real_plan, plan_from_trace)
 from simnet.timers import TimerQueue
 
-__all__ = ["RealNetwork", "EpollPoller", "FaultySocket", "plan_from_trace", "REAL_FAULTS"]
+_asyncore: Any = None
+
+__all__ = ["RealNetwork", "EpollPoller", "FaultySocket", "plan_from_trace", "REAL_FAULTS",
+           "check_real_plan"]
 
 
-class RealNetwork(_RealFaults, Network):
+class RealNetwork(Network):
     """Kernel sockets on the monotonic clock.
 
     Sockets, waiting and sleeping go through ``simnet.asyncore``'s module
@@ -29,37 +34,68 @@ class RealNetwork(_RealFaults, Network):
     ``asyncore.select`` applies here too. Timers are shared with the default
     real network.
 
-    *faults* (a plan, as for FakeNetwork) applies the rules kernel sockets
-    can show -- partial_send, short_read, eagain, eintr, disconnect (after
-    bytes), refuse -- and refuses the others with a PlanError; *trace*
-    (True or a Trace) records the run in ``net.trace``; *seed* seeds the
-    draws of probabilities. With either, ``socket()`` returns
-    :class:`FaultySocket` wrappers::
+    *faults* (anything ``FaultPlan.coerce`` takes) applies the rules kernel
+    sockets can show -- partial_send, short_read, eagain, eintr, disconnect,
+    refuse -- and refuses the others with a :class:`~simnet.faults.PlanError`
+    naming the rule; *trace* (None, True for a new :class:`~simnet.trace.Trace`,
+    or a Trace to record into) records the run in ``net.trace``; *seed*
+    seeds ``net.rng``, which draws probabilities and unbounded sizes. With
+    rules or a trace, :meth:`socket` returns
+    :class:`~simnet.real.faulty.FaultySocket` wrappers; without, plain
+    kernel sockets, exactly as the default network::
 
         with RealNetwork(faults=[Rule("partial_send", max_bytes=1)], trace=True) as net:
             ...   # dispatchers created here send one byte at a time
-        plan = plan_from_trace(net.trace)   # replays that chunking on a FakeNetwork
+        plan = plan_from_trace(net.trace)   # that chunking, for a FakeNetwork
+
+    The loop's waits apply the plan (EINTR, timed disconnects) and are
+    recorded when the map is waited on by this network, i.e. while it is
+    current.
     """
 
     is_fake = False
 
     def __init__(self, faults: Any = None, trace: Any = None, seed: int = 0) -> None:
         self.timers: TimerQueue = _state.real_timers
-        self._init_faults(faults, trace, seed)
+        self.seed = seed
+        self._session = RealSession(self, FaultPlan.coerce(faults), trace, seed)
+        #: the plan at work (``faults.plan``, ``faults.fired``, ``faults.add``)
+        self.faults = self._session.faults
+        #: the recording, or None
+        self.trace = self._session.trace
+        #: the seeded random source of the plan
+        self.rng = self._session.rng
+        self._plan_changed()
+
+    def _plan_changed(self) -> None:
+        # wrap new sockets when there is a rule or a recording
         self._wrap = bool(self.faults.plan) or self.trace is not None
 
     def __repr__(self) -> str:
-        return f"<RealNetwork faults={len(self.faults.plan)} timers={len(self.timers)}>"
+        tracing = " tracing" if self.trace is not None else ""
+        return f"<RealNetwork faults={len(self.faults.plan)}{tracing} timers={len(self.timers)}>"
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
-        self._close_faults()
+        self.close()
+
+    def close(self) -> None:
+        """Release what the plan holds (the sockets that refuse connects)."""
+        self._session.close()
+
+    def elapsed(self) -> float:
+        """Seconds since the network was made (the clock of trace times and
+        of ``at``/``window`` in rules)."""
+        return self._session.elapsed()
 
     @staticmethod
     def _mod() -> Any:
-        from simnet import asyncore
-
-        return asyncore
+        # simnet.asyncore, whose socket/select/time globals are read at call
+        # time (tests monkeypatch them); imported late to avoid a cycle
+        global _asyncore
+        if _asyncore is None:
+            from simnet import asyncore as _asyncore
+        return _asyncore
 
     def socket(self, family: int = -1, type: int = -1, proto: int = -1) -> Any:
         mod = self._mod().socket
@@ -68,20 +104,19 @@ class RealNetwork(_RealFaults, Network):
         if type == -1:
             type = mod.SOCK_STREAM
         sock = mod.socket(family, type, proto if proto != -1 else 0)
-        return FaultySocket(sock, self) if self._wrap else sock
-
-    def _eintr(self) -> None:
-        if self.faults.plan and self.faults.match("wait") is not None:
-            raise InterruptedError(errno.EINTR, "Interrupted system call")
+        return FaultySocket(sock, self._session) if self._wrap else sock
 
     def select(self, r: list[int], w: list[int], x: list[int],
                timeout: float | None) -> tuple[list[int], list[int], list[int]]:
-        self._eintr()
+        if self._wrap:
+            return self._session.select(self._mod().select.select, r, w, x, timeout)
         return self._mod().select.select(r, w, x, timeout)
 
     def poll(self) -> Any:
-        self._eintr()
-        return self._mod().select.poll()
+        poll = self._mod().select.poll()
+        return FaultyPoll(poll, self._session) if self._wrap else poll
 
     def sleep(self, seconds: float) -> None:
         self._mod().time.sleep(seconds)
+        if self._wrap:
+            self._session.wait_end()

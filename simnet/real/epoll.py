@@ -24,6 +24,7 @@ from typing import Any
 
 from simnet import _state
 from simnet import asyncore as _asyncore
+from simnet.real import faulty as _faulty
 
 __all__ = ["EpollPoller"]
 
@@ -91,6 +92,9 @@ class EpollPoller:
         self.registrations = 0
         self.modifications = 0
         self.closed = False
+        # descriptors swapped for a reset placeholder (simnet.real.faulty)
+        # lose their kernel registration; this is how many swaps were seen
+        self._swaps = _faulty.swaps
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._reg)} registered"
@@ -127,16 +131,21 @@ class EpollPoller:
         elif map is not self.map:
             raise ValueError("an EpollPoller serves the map it was made for; "
                              "make one per map")
+        session = None
         if not _state.simple:
             net = _state.network_for_map(map)
             if net is not None and net.is_fake:
                 # fake sockets: the fake network's poll has the same semantics
                 _asyncore.poll2(timeout, map)
                 return
+            if net is not None and getattr(net, "_wrap", False):
+                session = net._session  # a RealNetwork with faults or a trace
         if not map:
             _asyncore.poll2(timeout, map)
             return
         reg = self._reg
+        if self._swaps != _faulty.swaps:
+            self._forget_swapped()
         ep = self._ep
         ready: list[tuple[int, int]] = []
         seen = 0
@@ -167,6 +176,8 @@ class EpollPoller:
             timeout = timers.bound(timeout)[0]
         if self._always or ready:
             timeout = 0.0
+        if session is not None:
+            timeout = session.wait_begin(timeout)  # EINTR, timed disconnects
         if timeout is None:
             timeout = -1
         elif timeout > 0:
@@ -176,6 +187,13 @@ class EpollPoller:
         # one pass delivers every ready channel, as poll2 does (epoll's
         # default would stop at 1023)
         events = ep.poll(timeout, max(len(reg), 1))
+        if session is not None:
+            session.wait_end()
+            flat = session.flat
+            if flat is not None:
+                flat += (5, session.elapsed(), "ready", -1, [fd for fd, _ in events],
+                         [[fd, ev] for fd, ev in events])
+                session.bound_payload()
         for fd, flags in self._always.items():
             if fd in map:
                 ready.append((fd, flags))
@@ -191,6 +209,16 @@ class EpollPoller:
                 readwrite(obj, flags)
         if timers._heap:
             timers.run_due()
+
+    def _forget_swapped(self) -> None:
+        """Drop the registrations of descriptors swapped since the last pass
+        (a FaultySocket's RST: the kernel forgot the old socket, and the same
+        fd number, now a placeholder, must be registered again)."""
+        seen = self._swaps
+        self._swaps = _faulty.swaps
+        for fd, (sock, _) in list(self._reg.items()):
+            if getattr(sock, "_swap", 0) > seen:
+                self._drop(fd)
 
     def _add(self, fd: int, sock: Any, flags: int, ready: list[tuple[int, int]]) -> bool:
         """Register a channel; False when its fd is closed (reported as POLLNVAL)."""
