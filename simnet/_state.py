@@ -72,11 +72,6 @@ def refresh() -> None:
     simple = current is None and not fake_sockets_open
 
 
-def is_fake_fd(fd: int) -> bool:
-    """True when *fd* is a fake socket's file number."""
-    return fd >= FAKE_FD_BASE
-
-
 def network_for_map(map: dict[int, Any]) -> Network | None:
     """Return the network that owns the sockets of *map* (``None``: default real).
 
