@@ -1237,7 +1237,7 @@ def replay(file: str) -> None:
         raise InputError(f"{file}: the header names no scenario, so there is nothing to "
                          "rerun (record it with simnet.record())")
     try:
-        scenario = load_scenario(header["scenario"])
+        scenario = lookup_scenario(header["scenario"])
         FaultPlan(header.get("faults") or [])
     except (PlanError, ValueError, TypeError) as exc:
         raise InputError(f"{file}: cannot replay: {exc}") from None
@@ -1260,64 +1260,166 @@ def replay(file: str) -> None:
         click.echo(f"the recorded failure reproduced: {result.failure}")
 
 
+def lookup_scenario(name: str) -> Any:
+    """The scenario function *name* (``module:function``) names, imported as
+    ``python -m`` would: the current directory is searched first, so a
+    user's own module next to them is found (a console script's
+    ``sys.path`` lacks it). Used by ``explore`` and by ``replay`` on the
+    traces it writes. Bad names and modules that fail to import are a
+    one-line :class:`ValueError` naming the scenario."""
+    cwd = os.getcwd()
+    if not any(entry in ("", ".", cwd) for entry in sys.path):
+        sys.path.insert(0, cwd)
+    if not isinstance(name, str) or name.count(":") != 1 or not all(
+            part and all(p.isidentifier() for p in part.split("."))
+            for part in name.split(":")):
+        raise ValueError(f"scenario must be MODULE:FUNCTION (dotted names), got {name!r}")
+    try:
+        return load_scenario(name)
+    except ValueError:
+        raise
+    except Exception as exc:  # the module itself raised while importing
+        raise ValueError(f"cannot import scenario module {name.partition(':')[0]!r}: "
+                         f"{type(exc).__name__}: {_one_line(str(exc))}") from None
+
+
+class _FiniteSeconds(click.ParamType):
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not number >= 0 or number == float("inf"):
+            self.fail(f"{value!r} is not a finite number of seconds >= 0", param, ctx)
+        return number
+
+
+#: the most worker processes `explore -j` starts
+MAX_JOBS = 256
+
+
+class _Progress:
+    """Explore's progress: a bar on a terminal; elsewhere (a CI log, a pipe)
+    a line every *every* seconds and one at the end."""
+
+    def __init__(self, total: int, every: float, stream: Any = None) -> None:
+        self.total = total
+        self.every = every
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = self.last = time.monotonic()
+        self.done = 0
+        self.failures = 0
+        self.bar: Any = None
+        if self.tty:
+            self.bar = click.progressbar(length=total, label="exploring", file=self.stream,
+                                         show_pos=True)
+            self.bar.__enter__()
+
+    def __call__(self, done: int, total: int, failures: int) -> None:
+        step, self.done, self.failures = done - self.done, done, failures
+        if self.bar is not None:
+            self.bar.label = f"exploring ({failures} failure{'s' if failures != 1 else ''})"
+            self.bar.update(step)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        rate = self.done / (now - self.start) if now > self.start else 0.0
+        click.echo(f"exploring: {self.done}/{self.total} runs, {self.failures} distinct "
+                   f"failure{'s' if self.failures != 1 else ''}, {rate:.0f} runs/s",
+                   file=self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+        else:
+            self._line(time.monotonic())
+
+
 @cli.command(short_help="Search seeds and random fault plans for failures of a scenario.")
 @click.argument("scenario", metavar="MODULE:FUNCTION")
 @click.option("--seeds", type=click.IntRange(min=1), default=100, show_default=True,
               help="How many (seed, fault plan) pairs to try.")
-@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Processes to run in parallel (0: one per core).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0, max=MAX_JOBS), default=1,
+              show_default=True, help="Processes to run in parallel (0: one per core).")
 @click.option("--faults", "kinds", default=None, metavar="KIND,...",
-              help="Fault kinds to draw from (default: all).")
+              help="Fault kinds to draw from (default: all but eintr).")
 @click.option("--max-rules", type=click.IntRange(min=1, max=10), default=3, show_default=True,
               help="Largest plan tried.")
+@click.option("--permanent", is_flag=True,
+              help="Also draw faults that break the network for good (every connect "
+                   "refused, forever): for programs that must give up cleanly.")
 @click.option("--stop/--keep-going", default=False,
               help="Stop at the first failure, or search everything (default).")
 @click.option("--trace-dir", default=None, metavar="DIR",
               help="Where the traces of failures go (default: a new temporary directory).")
+@click.option("--progress-every", type=_FiniteSeconds(), default=5.0, show_default=True,
+              metavar="SECONDS", help="When not on a terminal: a progress line this often.")
 def explore(scenario: str, seeds: int, jobs: int, kinds: str | None, max_rules: int,
-            stop: bool, trace_dir: str | None) -> None:
+            permanent: bool, stop: bool, trace_dir: str | None, progress_every: float) -> None:
     """Run MODULE:FUNCTION -- a function `scenario(net)` that raises when the
     program misbehaves -- under many seeds and random fault plans, on all
-    the cores asked for. Each distinct failure is shrunk to its smallest
-    plan and printed with its seed and a replay command.
+    the cores asked for. The plans are transient: every fault that could stop
+    the network stops (after a few firings, a time window, one connection or
+    one call), so a program that retries survives them and a failure is a
+    bug. Each distinct failure is shrunk to its smallest plan and printed
+    with its seed, how often it was seen and a replay command; a few traces
+    of each are written. The program's own output is captured, and counted.
 
-    Exit status 0: no failure found; 1: failures found. For runs across
-    machines use pytest-xdist: `pytest -n auto --simnet-seeds N`.
+    Exit status 0: no failure found; 1: failures found; 2: bad input. Needs
+    Hypothesis: pip install 'simnet[explore]'.
     """
     from simnet import explore as explore_mod
 
     try:
-        load_scenario(scenario)
+        lookup_scenario(scenario)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    faults = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
+    try:
+        explore_mod.require_hypothesis()
+    except ModuleNotFoundError as exc:
+        raise InputError(str(exc)) from None
+    faults = [k.strip() for k in kinds.split(",")] if kinds is not None else None
     if faults is not None:
         from simnet.faults import FAULTS
 
         unknown = [k for k in faults if k not in FAULTS]
         if unknown or not faults:
-            raise InputError(f"unknown fault kind(s) {', '.join(unknown) or repr(kinds)}; "
+            names = ", ".join(k or "''" for k in unknown)
+            raise InputError(f"--faults: unknown fault kind(s) {names}; "
                              f"known: {', '.join(FAULTS)}")
-    with click.progressbar(length=seeds, label="exploring", file=sys.stderr,
-                           show_pos=True) as bar:
-        state = {"done": 0}
-
-        def progress(done: int, total: int, failures: int) -> None:
-            bar.update(done - state["done"])
-            state["done"] = done
-            bar.label = f"exploring ({failures} failure{'s' if failures != 1 else ''})"
-
+    if trace_dir is not None:
         try:
-            failures = explore_mod.explore(scenario, seeds=seeds, jobs=jobs, faults=faults,
-                                           max_rules=max_rules, stop=stop, trace_dir=trace_dir,
-                                           progress=progress)
+            trace_dir = explore_mod.check_trace_dir(trace_dir)
         except ValueError as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(f"--trace-dir: {exc}") from None
+    bar = _Progress(seeds, progress_every)
+    stats: dict[str, Any] = {}
+    try:
+        failures = explore_mod.explore(scenario, seeds=seeds, jobs=jobs, faults=faults,
+                                       max_rules=max_rules, stop=stop, trace_dir=trace_dir,
+                                       permanent=permanent, progress=bar, stats=stats)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    finally:
+        bar.close()
+    runs = stats.get("runs", seeds)
+    if stats.get("output_lines"):
+        top = next(iter(stats["output"].items()), None)
+        common = f"; most often ({top[1]}x): {top[0]}" if top else ""
+        click.echo(f"the program wrote {stats['output_lines']} line(s) of output over {runs} "
+                   f"runs (captured){common}")
     if not failures:
-        click.echo(click.style("no failure", fg="green", bold=True) + f" in {seeds} runs of {scenario}")
+        click.echo(click.style("no failure", fg="green", bold=True) + f" in {runs} runs of {scenario}")
         return
     click.echo(click.style(f"{len(failures)} distinct failure(s)", fg="red", bold=True)
-               + f" in {state['done']} runs of {scenario}:")
+               + f" in {runs} runs of {scenario}:")
     for i, failure in enumerate(failures, 1):
         click.echo(f"\n{i}. " + failure.describe())
     click.get_current_context().exit(1)
