@@ -201,14 +201,16 @@ class _Capture:
         finally:
             root.handlers[:] = saved
 
-    def take(self) -> list[str]:
-        """The lines written since the last call; counted by shape."""
+    def take(self, count: bool = True) -> list[str]:
+        """The lines written since the last call; counted (by shape) if *count*."""
         text = self.buffer.getvalue()
         if not text:
             return []
         self.buffer.seek(0)
         self.buffer.truncate()
         lines = [line for line in text.splitlines() if line.strip()]
+        if not count:
+            return lines
         self.lines += len(lines)
         for line in lines:
             shape = _shorten(re.sub(r"0x[0-9a-fA-F]+|\d+", "N", line), 120)
@@ -287,7 +289,7 @@ def run_chunk(scenario: str, first: int, count: int, *, faults: Sequence[str] | 
                         fn(net)
                 except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
                     error = exc
-            output = capture.take()
+            output = capture.take(count=searching)
             if error is None:
                 return
             key = failure_key(error)
@@ -311,7 +313,7 @@ def run_chunk(scenario: str, first: int, count: int, *, faults: Sequence[str] | 
             trace_bytes = None
             with capture.active():
                 trace, _ = _run(fn, state["seed"], state["plan"], {}, scenario)
-            out = capture.take()
+            out = capture.take(count=False)
             trace.header["output"] = out[:OUTPUT_LINES_KEPT]
             trace_bytes = ("\n".join(trace.lines()) + "\n").encode("utf-8")
             result.failures.append(Found(

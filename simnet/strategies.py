@@ -25,7 +25,7 @@ So a program that retries gets through every plan, and a failure under one
 is a bug. ``permanent=True`` also draws unbounded rules (every connect
 refused, forever), for testing that a program gives up cleanly.
 
-Importing this module needs Hypothesis (``pip install simnet[test]``);
+Importing this module needs Hypothesis (``pip install 'simnet[explore]'``);
 simnet itself never imports it.
 """
 
@@ -33,7 +33,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ImportError:  # one line naming what to install, not a bare ModuleNotFoundError
+    raise ModuleNotFoundError("simnet.strategies needs Hypothesis, which is not installed: "
+                              "pip install 'simnet[explore]'", name="hypothesis") from None
 
 from simnet.faults import FAULTS, FaultPlan, Rule
 

@@ -54,3 +54,17 @@ def test_hypothesis_finds_the_planted_bug_and_shrinks_it_to_one_rule():
 @given(fault_plans(faults=["partial_send", "short_read", "latency"], max_rules=3))
 def test_the_fixed_client_delivers_under_any_such_plan(plan):
     assert delivers(plan, CarefulClient)
+
+
+def test_explore_finds_the_planted_bug_once_shrunk_to_one_transient_rule(tmp_path):
+    from simnet.explore import explore
+    from simnet.strategies import breaks_for_good
+
+    failures = explore("simnet.examples.buggy:scenario", seeds=300, jobs=1, trace_dir=str(tmp_path))
+    assert len(failures) == 1
+    (failure,) = failures
+    assert failure.error.startswith("AssertionError: the server got")
+    assert len(failure.plan) == 1 and not breaks_for_good(failure.plan.rules[0])
+    assert failure.plan.rules[0].fault in ("partial_send", "eagain")
+    assert failure.count > 1
+    assert failure.trace_path and 1 <= len(list(tmp_path.iterdir())) <= 3
