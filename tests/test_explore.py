@@ -57,6 +57,28 @@ def test_a_correct_program_that_retries_gets_no_finding_over_1000_seeds(user_dir
     assert not list(user_dir.glob("*.jsonl"))
 
 
+ONE_SHOT = textwrap.dedent('''
+    import kv_retry
+
+    class OneShot(kv_retry.Putter):
+        def failed(self, attempt):
+            pass  # the bug: gives up after its first attempt
+
+    def scenario(net):
+        kv_retry.Putter = OneShot
+        kv_retry.scenario(net)
+''')
+
+
+def test_the_same_program_without_its_retries_is_found_out(user_dir):
+    (user_dir / "kv_oneshot.py").write_text(ONE_SHOT)
+    out = simnet(user_dir, "explore", "kv_oneshot:scenario", "--seeds", "300", "-j", "2")
+    assert out.returncode == 1, out.stdout + out.stderr
+    plans = re.findall(r"plan \(JSON\): (.*)", out.stdout)
+    assert plans and all(plan.count('"fault"') == 1 for plan in plans)  # one rule each
+    assert "breaks the network for good" not in out.stdout  # and each a transient one
+
+
 def test_permanent_faults_are_drawn_only_when_asked_and_marked_and_replay_runs_as_printed(user_dir):
     out = simnet(user_dir, "explore", "kv_retry:scenario", "--seeds", "100", "--permanent",
                  "--trace-dir", "traces")
