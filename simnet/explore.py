@@ -2,18 +2,20 @@
 
 A *scenario* is a module-level function ``scenario(net)`` that runs a
 dispatcher program on the fake network and raises (an ``AssertionError``,
-say) when the program misbehaves. :func:`explore` runs it under ``seeds``
-random (seed, fault plan) pairs drawn by Hypothesis, in parallel on ``jobs``
-processes; Hypothesis shrinks each distinct failure to the smallest plan that
-still fails. Every distinct failure is returned with its plan, its seed, how
-often it was seen and a trace file whose replay reproduces it::
+say) when the program misbehaves. :func:`explore` runs it on seeds 0 ..
+``seeds`` - 1, each under a random fault plan drawn from that seed
+(:mod:`simnet.plangen`), in parallel on ``jobs`` processes, and shrinks
+each distinct failure once to the simplest plan and seed that still fail.
+Every distinct failure is returned with its plan, its seed, how often it was
+seen and a trace file whose replay reproduces it::
 
     from simnet.explore import explore
     for failure in explore("myproto.tests:scenario", seeds=500, jobs=2):
         print(failure.describe())
 
-From the command line: ``simnet explore myproto.tests:scenario --seeds 500 -j 2``
-(``pip install 'simnet[explore]'``: the search needs Hypothesis).
+From the command line: ``simnet explore myproto.tests:scenario --seeds 500 -j 2``.
+Nothing beyond simnet is needed (the generator and shrinker are simnet's
+own: Hypothesis' engine cost more per example than the scenarios did).
 
 **A finding is a bug.** The plans drawn are *transient*
 (:func:`simnet.strategies.breaks_for_good` is false for every rule, and
@@ -39,6 +41,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import random
 import re
 import sys
 import tempfile
@@ -49,7 +52,7 @@ from simnet.faults import FAULTS, FaultPlan
 from simnet.replay import load_scenario, scenario_name
 
 __all__ = ["explore", "Failure", "run_chunk", "ChunkResult", "Found", "chunks", "failure_key",
-           "DEFAULT_FAULTS", "INSTALL_HINT"]
+           "DEFAULT_FAULTS"]
 
 #: Examples one task runs (a unit of progress and of parallelism).
 CHUNK = 25
@@ -60,25 +63,11 @@ TRACES_PER_FAILURE = 3
 #: Lines of the program's own output kept with each failure.
 OUTPUT_LINES_KEPT = 20
 
-#: What to install when Hypothesis is missing.
-INSTALL_HINT = "pip install 'simnet[explore]'"
-
 #: Fault kinds drawn unless asked for: all but ``eintr``, which the fake
 #: network still raises out of the loop's wait as ``InterruptedError``
 #: (issue 15.3) where a Python >= 3.5 program never sees it (PEP 475) -- no
 #: program survives that. Name it in ``faults`` to draw it anyway.
 DEFAULT_FAULTS: tuple[str, ...] = tuple(k for k in FAULTS if k != "eintr")
-
-
-def require_hypothesis() -> None:
-    """Raise a one-line :class:`ModuleNotFoundError` naming what to install
-    when Hypothesis, which the search needs, is not installed."""
-    try:
-        import hypothesis  # noqa: F401
-    except ImportError:
-        raise ModuleNotFoundError(
-            f"simnet explore needs Hypothesis, which is not installed: {INSTALL_HINT}",
-            name="hypothesis") from None
 
 
 # -- results --------------------------------------------------------------------------
@@ -139,7 +128,7 @@ class Failure:
                  f"  seed: {self.seed}",
                  "  plan: " + self.plan.describe().replace("\n", "\n        "),
                  f"  plan (JSON): {self.plan.to_json()}"]
-        from simnet.strategies import breaks_for_good
+        from simnet.plangen import breaks_for_good
 
         broken = [i for i, rule in enumerate(self.plan, 1) if breaks_for_good(rule)]
         if broken:
@@ -167,7 +156,6 @@ def failure_key(exc: BaseException) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    # (str(exc) leaves out the notes Hypothesis adds to the exception)
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -235,96 +223,79 @@ def chunks(seeds: int, size: int = CHUNK) -> list[tuple[int, int]]:
 def run_chunk(scenario: str, first: int, count: int, *, faults: Sequence[str] | None = None,
               max_rules: int = 3, permanent: bool = False,
               known: Collection[str] = (), session: str = "") -> ChunkResult:
-    """Run examples *first* .. *first* + *count* - 1 of the search of
-    *scenario* (a ``"module:function"`` name) and return what failed.
+    """Run seeds *first* .. *first* + *count* - 1 of the search of *scenario*
+    (a ``"module:function"`` name) and return what failed.
 
-    Hypothesis draws each example's (network seed, fault plan), seeded by
-    *first*: the same arguments give the same result in any process. A
-    failure whose :func:`failure_key` is new -- not in *known*, not shrunk by
-    this process before -- is shrunk to its smallest plan, rerun with a trace,
-    and returned as a :class:`Found`; the others are only counted. Chunks
-    that pass the same non-empty *session* (one search) and run in one
-    process shrink each key once between them. The program's output is
-    captured, never printed.
+    Seed *k* runs the scenario on ``FakeNetwork(seed=k)`` under the plan
+    :func:`simnet.plangen.random_plan` draws from a ``random.Random`` seeded
+    by *k*: the same seed gives the same run in any process. A failure whose
+    :func:`failure_key` is new -- not in *known*, not shrunk by this process
+    in the same non-empty *session* before -- is shrunk
+    (:func:`simnet.plangen.shrink`) to its simplest plan and seed, rerun with
+    a trace, and returned as a :class:`Found`; the others are only counted.
+    The program's output is captured, never printed.
     """
     global _SHRUNK
-    require_hypothesis()
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis import strategies as st
-
     from simnet.fakesock import FakeNetwork
+    from simnet.plangen import random_plan, shrink
     from simnet.replay import _run
-    from simnet.strategies import fault_plans
 
     fn = _SCENARIOS.get(scenario)
     if fn is None:
         fn = _SCENARIOS[scenario] = load_scenario(scenario)
     kinds = list(DEFAULT_FAULTS if faults is None else faults)
-    plans = fault_plans(faults=kinds, max_rules=max_rules, permanent=permanent)
     if not session or _SHRUNK[0] != session:
         _SHRUNK = (session, set())
     shrunk = _SHRUNK[1]
     skip = set(known) | shrunk
     result = ChunkResult(first=first, runs=0)
     capture = _Capture()
-    attempt = 0
-    while result.runs < count:
-        state: dict[str, Any] = {"searching": True, "exc": None}
 
-        @hypothesis_seed(first * 7919 + attempt)
-        @settings(max_examples=count - result.runs, database=None, deadline=None,
-                  derandomize=False, phases=[Phase.generate, Phase.shrink],
-                  report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
-                  print_blob=False)
-        @given(plan=plans, seed=st.integers(0, 2 ** 32 - 1))
-        def prop(plan: FaultPlan, seed: int) -> None:
-            searching = state["searching"]
-            if searching:
-                result.runs += 1
-            error = None
-            with capture.active():
-                try:
-                    with FakeNetwork(seed=seed, faults=plan) as net:
-                        fn(net)
-                except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
-                    error = exc
-            output = capture.take(count=searching)
-            if error is None:
-                return
-            key = failure_key(error)
-            if searching:
-                result.seen[key] = result.seen.get(key, 0) + 1
-            if key in skip:
-                return  # known: counted, not shrunk again
-            state["searching"] = False
-            state.update(exc=error, key=key, plan=plan, seed=seed, output=output)
-            raise error
+    def run(plan: FaultPlan, seed: int, count_output: bool) -> tuple[BaseException | None, list[str]]:
+        error = None
+        with capture.active():
+            try:
+                with FakeNetwork(seed=seed, faults=plan) as net:
+                    fn(net)
+            except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
+                error = exc
+        return error, capture.take(count=count_output)
 
-        attempt += 1
-        try:
-            prop()
-        except Exception as exc:  # noqa: BLE001 -- the shrunk failure (or Hypothesis' word on it)
-            if state["exc"] is None:
-                raise  # Hypothesis itself failed (not the scenario): let it be seen
-            key = state["key"]
-            if exc is not state["exc"]:  # e.g. Flaky: the failure did not reproduce
-                key = f"{type(exc).__name__}: {key}"
-            trace_bytes = None
-            with capture.active():
-                trace, _ = _run(fn, state["seed"], state["plan"], {}, scenario)
-            out = capture.take(count=False)
-            trace.header["output"] = out[:OUTPUT_LINES_KEPT]
-            trace_bytes = ("\n".join(trace.lines()) + "\n").encode("utf-8")
-            result.failures.append(Found(
-                key=key, error=_error_text(state["exc"]), seed=state["seed"],
-                plan=state["plan"].to_list(), count=result.seen.get(state["key"], 1),
-                trace=trace_bytes, output=out[:OUTPUT_LINES_KEPT]))
-            skip.add(state["key"])
-            if session:
-                shrunk.add(state["key"])
+    for seed in range(first, first + count):
+        plan = random_plan(random.Random(f"simnet-explore:{seed}"), kinds, max_rules=max_rules,
+                           permanent=permanent)
+        error, _ = run(plan, seed, True)
+        result.runs += 1
+        if error is None:
             continue
-        break  # the search ran its examples without a new failure
+        key = failure_key(error)
+        result.seen[key] = result.seen.get(key, 0) + 1
+        if key in skip:
+            continue  # known: counted, not shrunk again
+        skip.add(key)
+        if session:
+            shrunk.add(key)
+
+        def still_fails(p: FaultPlan, s: int) -> bool:
+            e, _ = run(p, s, False)
+            return e is not None and failure_key(e) == key
+
+        small, small_seed, _ = shrink(plan, seed, still_fails, faults=kinds, permanent=permanent)
+        with capture.active():
+            trace, final = _run(fn, small_seed, small, {}, scenario)
+        out = capture.take(count=False)
+        trace.header["output"] = out[:OUTPUT_LINES_KEPT]
+        if final is None or failure_key(final) != key:  # cannot happen in a deterministic scenario
+            small, small_seed, final = plan, seed, error
+            with capture.active():
+                trace, _ = _run(fn, seed, plan, {}, scenario)
+            out = capture.take(count=False)
+        result.failures.append(Found(
+            key=key, error=_error_text(final), seed=small_seed, plan=small.to_list(), count=1,
+            trace=("\n".join(trace.lines()) + "\n").encode("utf-8"),
+            output=out[:OUTPUT_LINES_KEPT]))
+    for f in result.failures:
+        f.count = result.seen.get(f.key, 1)
     result.output = dict(capture.shapes)
     result.output_lines = capture.lines
     return result
@@ -427,7 +398,6 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
                              f"known: {', '.join(FAULTS)}")
     if trace_dir is not None:
         trace_dir = check_trace_dir(trace_dir)
-    require_hypothesis()
     jobs = jobs or os.cpu_count() or 1
     tasks = chunks(seeds)
     task = _Task(name, faults=faults, max_rules=max_rules, permanent=permanent,

@@ -25,8 +25,9 @@ So a program that retries gets through every plan, and a failure under one
 is a bug. ``permanent=True`` also draws unbounded rules (every connect
 refused, forever), for testing that a program gives up cleanly.
 
-Importing this module needs Hypothesis (``pip install 'simnet[explore]'``);
-simnet itself never imports it.
+Importing this module needs Hypothesis (``pip install hypothesis``); simnet
+itself never imports it (``simnet explore`` draws the same transient plans
+with :mod:`simnet.plangen`).
 """
 
 from __future__ import annotations
@@ -37,61 +38,14 @@ try:
     from hypothesis import strategies as st
 except ImportError:  # one line naming what to install, not a bare ModuleNotFoundError
     raise ModuleNotFoundError("simnet.strategies needs Hypothesis, which is not installed: "
-                              "pip install 'simnet[explore]'", name="hypothesis") from None
+                              "pip install hypothesis", name="hypothesis") from None
 
 from simnet.faults import FAULTS, FaultPlan, Rule
+from simnet.plangen import (BOUNDS, FOREVER_SURVIVABLE, SIMPLEST_FIRST, WHERE_FOR, breaks_for_good,
+                            where_choices)
 
-__all__ = ["rules", "fault_plans", "SIMPLEST_FIRST", "breaks_for_good", "FOREVER_SURVIVABLE"]
-
-#: Fault kinds in the order Hypothesis shrinks toward (first = simplest).
-SIMPLEST_FIRST = [
-    "partial_send", "short_read", "eagain", "disconnect", "refuse", "connect_timeout",
-    "unreachable", "backlog_overflow", "latency", "eintr", "partition",
-    "udp_loss", "udp_duplicate", "udp_reorder",
-]
-
-
-#: Faults a program survives however often they fire: each still lets data
-#: through (at least one byte per call, or after a finite delay).
-FOREVER_SURVIVABLE = frozenset({"partial_send", "short_read", "latency", "udp_duplicate",
-                                "udp_reorder"})
-
-#: fault -> the *where* keys that make it transient, simplest first. ``limit``
-#: bounds how often a rule fires, a ``window`` until when (windows are
-#: finite); ``conn`` confines a connection-level fault to one connection
-#: (the program's next connection is spared); ``call`` confines a spurious
-#: EAGAIN to one call per socket (the retry on the same socket succeeds).
-#: ``probability`` alone is no bound: a rule that refuses 9 connects in 10
-#: forever still defeats any program with a finite retry budget. ``eagain``
-#: and ``eintr`` take no window: a program spinning on them advances no
-#: virtual time, so it would never reach the window's end.
-BOUNDS: dict[str, tuple[str, ...]] = {
-    "eagain": ("limit", "call"),
-    "eintr": ("limit",),
-    "disconnect": ("limit", "conn"),
-    "refuse": ("limit", "window", "conn"),
-    "connect_timeout": ("limit", "window", "conn"),
-    "unreachable": ("limit", "window", "conn"),
-    "backlog_overflow": ("limit", "window", "conn"),
-    "udp_loss": ("limit", "window"),
-}
-
-
-def breaks_for_good(rule: Rule) -> bool:
-    """Whether *rule* can keep the network from working forever: it may fire
-    on every operation it acts on, for ever, and each firing stops data (a
-    refused connect, a reset connection, a spurious EAGAIN, a lost datagram,
-    a partition that never heals). No program survives such a rule, so a
-    failure under it is not a bug. A rule is transient when its fault lets
-    data through anyway (:data:`FOREVER_SURVIVABLE`), when a partition has an
-    ``end``, or when its *where* holds one of the bounds :data:`BOUNDS` lists
-    for its kind."""
-    if rule.fault in FOREVER_SURVIVABLE:
-        return False
-    if rule.fault == "partition":
-        return rule.params["end"] is None
-    return not any(key in rule.where for key in BOUNDS.get(rule.fault, ("limit", "window")))
-
+__all__ = ["rules", "fault_plans", "SIMPLEST_FIRST", "breaks_for_good", "FOREVER_SURVIVABLE",
+           "BOUNDS", "WHERE_FOR"]
 
 def _params(fault: str, max_bytes: int, hosts: Sequence[str],
             permanent: bool = True) -> st.SearchStrategy[dict[str, Any]]:
@@ -125,40 +79,10 @@ def _params(fault: str, max_bytes: int, hosts: Sequence[str],
     return st.just({})
 
 
-#: fault -> the *where* keys drawn for it: those that mean something for
-#: its operation (a connect has no "k-th call" worth drawing, a link no side).
-WHERE_FOR: dict[str, tuple[str, ...]] = {
-    "partial_send": ("side", "call", "limit", "probability", "conn", "window", "port"),
-    "short_read": ("side", "call", "limit", "probability", "conn", "window", "port"),
-    "eagain": ("side", "call", "limit", "probability", "conn", "window", "port"),
-    "eintr": ("limit", "probability", "window"),
-    "disconnect": ("side", "limit", "probability", "conn", "window", "port"),
-    "refuse": ("limit", "probability", "conn", "window", "port"),
-    "connect_timeout": ("limit", "probability", "conn", "window", "port"),
-    "unreachable": ("limit", "probability", "conn", "window", "port"),
-    "backlog_overflow": ("limit", "probability", "conn", "window", "port"),
-    "latency": (),
-    "partition": (),
-    "udp_loss": ("limit", "probability", "window", "port"),
-    "udp_duplicate": ("limit", "probability", "window", "port"),
-    "udp_reorder": ("limit", "probability", "window", "port"),
-}
-
-
 def _where_keys(fault: str, ports: Sequence[int] | None,
                 conns: int | None) -> dict[str, st.SearchStrategy[Any]]:
-    keys: dict[str, st.SearchStrategy[Any]] = {
-        "side": st.sampled_from(["client", "server"]),
-        "call": st.integers(1, 5),
-        "limit": st.integers(1, 5),
-        "probability": st.sampled_from([0.5, 0.25, 0.1, 0.9]),
-        "conn": st.integers(1, max(1, conns or 1)),
-        "window": st.sampled_from([(0.0, 1.0), (0.0, 5.0), (1.0, 10.0)]).map(list),
-    }
-    if ports:
-        keys["port"] = st.sampled_from(list(ports))
-    allowed = WHERE_FOR.get(fault, tuple(keys))
-    return {k: v for k, v in keys.items() if k in allowed}
+    # the values simnet.plangen draws, simplest first (so they shrink alike)
+    return {k: st.sampled_from(v) for k, v in where_choices(fault, ports=ports, conns=conns).items()}
 
 
 def _where(fault: str, ports: Sequence[int] | None, conns: int | None,
