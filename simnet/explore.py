@@ -27,9 +27,10 @@ plan, so a failure under one is the program's. ``permanent=True`` also
 draws rules that break the network for good.
 
 The unit of work is :func:`run_chunk` -- a plain function that runs a range
-of examples and returns the distinct failures it found, deduplicated by
-:func:`failure_key`, shrunk, with their traces as bytes -- so another
-scheduler can run the chunks (``explore(..., map_chunks=...)``).
+of seeds and returns the failures it found, by :func:`failure_key`, as
+plain data -- so another scheduler can run the chunks
+(``explore(..., map_chunks=...)``); :func:`shrink_failure` then shrinks
+the smallest failing seed of each key, with its trace as bytes.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
-import itertools
 import logging
 import multiprocessing
 import os
@@ -46,36 +46,42 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from simnet.faults import FAULTS, FaultPlan
 from simnet.replay import load_scenario, scenario_name
 
-__all__ = ["explore", "Failure", "run_chunk", "ChunkResult", "Found", "chunks", "failure_key",
+__all__ = ["explore", "Failure", "run_chunk", "shrink_failure", "trace_failure", "ChunkResult",
+           "Found", "chunks", "failure_key",
            "DEFAULT_FAULTS"]
 
 #: Examples one task runs (a unit of progress and of parallelism).
 CHUNK = 25
 
-#: Trace files written per distinct failure (its shrunk runs, smallest plan first).
+#: Trace files written per distinct failure: its shrunk run, and up to two
+#: runs as found (the smallest failing seeds).
 TRACES_PER_FAILURE = 3
 
 #: Lines of the program's own output kept with each failure.
 OUTPUT_LINES_KEPT = 20
 
-#: Fault kinds drawn unless asked for: all but ``eintr``, which the fake
-#: network still raises out of the loop's wait as ``InterruptedError``
-#: (issue 15.3) where a Python >= 3.5 program never sees it (PEP 475) -- no
-#: program survives that. Name it in ``faults`` to draw it anyway.
-DEFAULT_FAULTS: tuple[str, ...] = tuple(k for k in FAULTS if k != "eintr")
+#: Fault kinds drawn unless asked for: all -- but ``eintr`` only where the
+#: fake network models it as Python >= 3.5 programs see it (PEP 475: an
+#: early, empty wake-up; its ``exception`` parameter marks that model). An
+#: older model raised ``InterruptedError`` out of the loop's wait, which no
+#: program survives. Name it in ``faults`` to draw it anyway.
+DEFAULT_FAULTS: tuple[str, ...] = tuple(
+    k for k in FAULTS if k != "eintr" or "exception" in FAULTS["eintr"])
 
 
 # -- results --------------------------------------------------------------------------
 
 @dataclass
 class Found:
-    """A distinct failure as one chunk found it: shrunk, with its trace as
-    bytes (plain data, so it crosses process and machine boundaries)."""
+    """One failing run: its key, error, seed and plan, how many runs of its
+    chunk failed alike (*count*), and -- once traced -- its trace as bytes
+    and the program's output (plain data: it crosses process and machine
+    boundaries)."""
 
     key: str
     error: str
@@ -88,10 +94,10 @@ class Found:
 
 @dataclass
 class ChunkResult:
-    """What :func:`run_chunk` returns: *runs* examples were run (shrinking
-    not counted); *failures* are the new distinct failures, shrunk; *seen*
-    counts every failure by key (new or not); *output* counts the program's
-    own output lines (masked to their shape) over all the runs."""
+    """What :func:`run_chunk` returns: *runs* seeds were run; *failures*
+    holds, per key, the smallest failing seeds (unshrunk); *seen* counts
+    every failure by key; *output* counts the program's own output lines
+    (masked to their shape) over all the runs."""
 
     first: int
     runs: int
@@ -115,6 +121,7 @@ class Failure:
     output: list[str] = field(default_factory=list, repr=False)
     other_traces: list[str] = field(default_factory=list, repr=False)
     trace: bytes | None = field(default=None, repr=False)
+    #: up to two runs of this failure as they were found (unshrunk), traced
     variants: list[Found] = field(default_factory=list, repr=False)
 
     @property
@@ -142,7 +149,7 @@ class Failure:
         if self.trace_path:
             lines.append(f"  replay: {self.replay_command}")
         if self.other_traces:
-            lines.append(f"  other traces of it: {', '.join(self.other_traces)}")
+            lines.append(f"  as found (unshrunk): {', '.join(self.other_traces)}")
         return "\n".join(lines)
 
 
@@ -165,6 +172,9 @@ def _shorten(text: str, n: int) -> str:
 
 
 # -- capturing the program's output ---------------------------------------------------
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+
 
 class _Capture:
     """Collects what the program prints -- stdout, stderr, log records that
@@ -196,7 +206,9 @@ class _Capture:
             return []
         self.buffer.seek(0)
         self.buffer.truncate()
-        lines = [line for line in text.splitlines() if line.strip()]
+        # (memory addresses -- "<Client at 0x7f...>" -- masked: the same run
+        # gives the same lines, and the same trace bytes, in any process)
+        lines = [_ADDRESS.sub("0x?", line) for line in text.splitlines() if line.strip()]
         if not count:
             return lines
         self.lines += len(lines)
@@ -209,96 +221,123 @@ class _Capture:
 
 # -- one chunk ------------------------------------------------------------------------
 
-#: (session, keys this process has shrunk in it): a pool worker runs many
-#: chunks of one search, and shrinks each distinct failure once
-_SHRUNK: tuple[str, set[str]] = ("", set())
 _SCENARIOS: dict[str, Callable[..., Any]] = {}
 
 
+def _scenario(name: str) -> Callable[..., Any]:
+    fn = _SCENARIOS.get(name)
+    if fn is None:
+        fn = _SCENARIOS[name] = load_scenario(name)
+    return fn
+
+
 def chunks(seeds: int, size: int = CHUNK) -> list[tuple[int, int]]:
-    """The ``(first, count)`` tasks that cover *seeds* examples."""
+    """The ``(first, count)`` tasks that cover seeds 0 .. *seeds* - 1."""
     return [(first, min(size, seeds - first)) for first in range(0, seeds, size)]
 
 
+def _kinds(faults: Sequence[str] | None) -> list[str]:
+    return list(DEFAULT_FAULTS if faults is None else faults)
+
+
+def _run_once(fn: Callable[..., Any], capture: _Capture, plan: FaultPlan, seed: int,
+              count_output: bool) -> tuple[BaseException | None, list[str]]:
+    from simnet.fakesock import FakeNetwork
+
+    error = None
+    with capture.active():
+        try:
+            with FakeNetwork(seed=seed, faults=plan) as net:
+                fn(net)
+        except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
+            error = exc
+    return error, capture.take(count=count_output)
+
+
 def run_chunk(scenario: str, first: int, count: int, *, faults: Sequence[str] | None = None,
-              max_rules: int = 3, permanent: bool = False,
-              known: Collection[str] = (), session: str = "") -> ChunkResult:
+              max_rules: int = 3, permanent: bool = False) -> ChunkResult:
     """Run seeds *first* .. *first* + *count* - 1 of the search of *scenario*
-    (a ``"module:function"`` name) and return what failed.
+    (a ``"module:function"`` name) and return what failed, by key.
 
     Seed *k* runs the scenario on ``FakeNetwork(seed=k)`` under the plan
     :func:`simnet.plangen.random_plan` draws from a ``random.Random`` seeded
-    by *k*: the same seed gives the same run in any process. A failure whose
-    :func:`failure_key` is new -- not in *known*, not shrunk by this process
-    in the same non-empty *session* before -- is shrunk
-    (:func:`simnet.plangen.shrink`) to its simplest plan and seed, rerun with
-    a trace, and returned as a :class:`Found`; the others are only counted.
-    The program's output is captured, never printed.
+    by *k*: the same seed gives the same run in any process, and the result
+    depends on (*first*, *count*) alone -- not on which process runs it or on
+    what ran before. For each :func:`failure_key` the chunk returns its
+    :data:`TRACES_PER_FAILURE` smallest failing seeds as :class:`Found`
+    (unshrunk, no trace) and counts them all; :func:`shrink_failure` makes
+    the smallest one small. The program's output is captured and counted,
+    never printed.
     """
-    global _SHRUNK
-    from simnet.fakesock import FakeNetwork
-    from simnet.plangen import random_plan, shrink
-    from simnet.replay import _run
+    from simnet.plangen import random_plan
 
-    fn = _SCENARIOS.get(scenario)
-    if fn is None:
-        fn = _SCENARIOS[scenario] = load_scenario(scenario)
-    kinds = list(DEFAULT_FAULTS if faults is None else faults)
-    if not session or _SHRUNK[0] != session:
-        _SHRUNK = (session, set())
-    shrunk = _SHRUNK[1]
-    skip = set(known) | shrunk
+    fn = _scenario(scenario)
+    kinds = _kinds(faults)
     result = ChunkResult(first=first, runs=0)
     capture = _Capture()
-
-    def run(plan: FaultPlan, seed: int, count_output: bool) -> tuple[BaseException | None, list[str]]:
-        error = None
-        with capture.active():
-            try:
-                with FakeNetwork(seed=seed, faults=plan) as net:
-                    fn(net)
-            except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
-                error = exc
-        return error, capture.take(count=count_output)
-
+    kept: dict[str, int] = {}
     for seed in range(first, first + count):
         plan = random_plan(random.Random(f"simnet-explore:{seed}"), kinds, max_rules=max_rules,
                            permanent=permanent)
-        error, _ = run(plan, seed, True)
+        error, output = _run_once(fn, capture, plan, seed, True)
         result.runs += 1
         if error is None:
             continue
         key = failure_key(error)
         result.seen[key] = result.seen.get(key, 0) + 1
-        if key in skip:
-            continue  # known: counted, not shrunk again
-        skip.add(key)
-        if session:
-            shrunk.add(key)
-
-        def still_fails(p: FaultPlan, s: int) -> bool:
-            e, _ = run(p, s, False)
-            return e is not None and failure_key(e) == key
-
-        small, small_seed, _ = shrink(plan, seed, still_fails, faults=kinds, permanent=permanent)
-        with capture.active():
-            trace, final = _run(fn, small_seed, small, {}, scenario)
-        out = capture.take(count=False)
-        trace.header["output"] = out[:OUTPUT_LINES_KEPT]
-        if final is None or failure_key(final) != key:  # cannot happen in a deterministic scenario
-            small, small_seed, final = plan, seed, error
-            with capture.active():
-                trace, _ = _run(fn, seed, plan, {}, scenario)
-            out = capture.take(count=False)
-        result.failures.append(Found(
-            key=key, error=_error_text(final), seed=small_seed, plan=small.to_list(), count=1,
-            trace=("\n".join(trace.lines()) + "\n").encode("utf-8"),
-            output=out[:OUTPUT_LINES_KEPT]))
+        if kept.get(key, 0) < TRACES_PER_FAILURE:
+            kept[key] = kept.get(key, 0) + 1
+            result.failures.append(Found(key=key, error=_error_text(error), seed=seed,
+                                         plan=plan.to_list(), output=output[:OUTPUT_LINES_KEPT]))
     for f in result.failures:
-        f.count = result.seen.get(f.key, 1)
+        f.count = result.seen[f.key]
     result.output = dict(capture.shapes)
     result.output_lines = capture.lines
     return result
+
+
+def _traced(fn: Callable[..., Any], scenario: str, plan: FaultPlan, seed: int,
+            capture: _Capture) -> tuple[bytes, BaseException | None, list[str]]:
+    from simnet.replay import _run
+
+    with capture.active():
+        trace, error = _run(fn, seed, plan, {}, scenario)
+    out = capture.take(count=False)
+    trace.header["output"] = out[:OUTPUT_LINES_KEPT]
+    return ("\n".join(trace.lines()) + "\n").encode("utf-8"), error, out
+
+
+def shrink_failure(scenario: str, found: Found, *, faults: Sequence[str] | None = None,
+                   permanent: bool = False, max_rules: int = 3) -> Found:
+    """*found* shrunk (:func:`simnet.plangen.shrink`) to the simplest plan
+    and seed that fail with the same key, with the trace of that run. A
+    plain function: deterministic, and its result is plain data."""
+    from simnet.plangen import shrink
+
+    fn = _scenario(scenario)
+    capture = _Capture()
+
+    def still_fails(plan: FaultPlan, seed: int) -> bool:
+        error, _ = _run_once(fn, capture, plan, seed, False)
+        return error is not None and failure_key(error) == found.key
+
+    small, seed, _ = shrink(FaultPlan(found.plan), found.seed, still_fails, faults=_kinds(faults),
+                            permanent=permanent)
+    data, error, out = _traced(fn, scenario, small, seed, capture)
+    if error is None or failure_key(error) != found.key:  # a scenario that is not deterministic
+        small, seed = FaultPlan(found.plan), found.seed
+        data, error, out = _traced(fn, scenario, small, seed, capture)
+    return Found(key=found.key, error=_error_text(error) if error is not None else found.error,
+                 seed=seed, plan=small.to_list(), count=found.count, trace=data,
+                 output=out[:OUTPUT_LINES_KEPT])
+
+
+def trace_failure(scenario: str, found: Found) -> Found:
+    """*found* as it was found (unshrunk), with the trace of its run."""
+    data, _, out = _traced(_scenario(scenario), scenario, FaultPlan(found.plan), found.seed,
+                           _Capture())
+    return Found(key=found.key, error=found.error, seed=found.seed, plan=found.plan,
+                 count=found.count, trace=data, output=out[:OUTPUT_LINES_KEPT])
 
 
 # -- the whole search -----------------------------------------------------------------
@@ -353,30 +392,32 @@ def check_trace_dir(path: str) -> str:
     return path
 
 
-_SESSIONS = itertools.count(1)
-
-
 def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int = 1,
             faults: Sequence[str] | None = None, max_rules: int = 3, stop: bool = False,
             trace_dir: str | None = None, permanent: bool = False,
             progress: Callable[[int, int, int], None] | None = None,
             map_chunks: Callable[..., Iterable[ChunkResult]] | None = None,
             stats: dict[str, Any] | None = None) -> list[Failure]:
-    """Run *scenario* under *seeds* random (seed, plan) pairs; return the
-    distinct failures, each shrunk, smallest plan first.
+    """Run *scenario* on seeds 0 .. *seeds* - 1, each under a random plan;
+    return the distinct failures, each shrunk, smallest plan first.
 
     *scenario* is a function or its ``"module:function"`` name (workers
     import it by name). *jobs* processes share the work (0: one per core).
     *faults* restricts the fault kinds drawn (default :data:`DEFAULT_FAULTS`);
     *max_rules* bounds plan size; *permanent* also draws rules that break the
-    network for good. *stop* ends the run at the first failure. *trace_dir*
-    receives up to :data:`TRACES_PER_FAILURE` traces of each failure (default:
-    a new temporary directory, made only when there is a failure).
-    *progress*, if given, is called as ``progress(done, total, failures)`` as
-    work completes. *map_chunks*, if given, runs the chunks instead of the
-    local pool: ``map_chunks(task, [(first, count), ...])`` yields each
-    ``task(first, count)`` (a :class:`ChunkResult`), in any order. *stats*,
-    if given, receives ``runs`` and the program's output counts.
+    network for good. *stop* ends the run at the first chunk with a failure.
+    *trace_dir* receives, per failure, the trace of its shrunk run and of up
+    to two runs as found (default: a new temporary directory, made only when
+    there is a failure). *progress*, if given, is called as
+    ``progress(done, total, failures)`` as work completes. *map_chunks*, if
+    given, runs the chunks instead of the local pool: ``map_chunks(task,
+    [(first, count), ...])`` yields each ``task(first, count)`` (a
+    :class:`ChunkResult`), in any order. *stats*, if given, receives
+    ``runs`` and the program's output counts.
+
+    The result does not depend on *jobs*, *map_chunks* or the order chunks
+    finish in (without *stop*): each failure is the one of its smallest
+    failing seed, shrunk in this process.
     """
     name = scenario if isinstance(scenario, str) else scenario_name(scenario)
     load_scenario(name)  # fail early, with a clear message, on a bad name
@@ -399,16 +440,15 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
     if trace_dir is not None:
         trace_dir = check_trace_dir(trace_dir)
     jobs = jobs or os.cpu_count() or 1
-    tasks = chunks(seeds)
-    task = _Task(name, faults=faults, max_rules=max_rules, permanent=permanent,
-                 session=f"{os.getpid()}-{next(_SESSIONS)}")
+    settings = {"faults": faults, "max_rules": max_rules, "permanent": permanent}
+    task = _Task(name, **settings)
     runner = map_chunks or _pool_map(jobs)
-    found: dict[str, Failure] = {}
+    examples: dict[str, list[Found]] = {}
     seen: collections.Counter[str] = collections.Counter()
     output: collections.Counter[str] = collections.Counter()
     lines = 0
     done = 0
-    results = runner(task, tasks)
+    results = runner(task, chunks(seeds))
     try:
         for chunk in results:
             done += chunk.runs
@@ -416,18 +456,26 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
             output.update(chunk.output)
             lines += chunk.output_lines
             for f in chunk.failures:
-                _merge(found, name, f)
-            for key, failure in found.items():
-                failure.count = seen.get(key, failure.count)
+                kept = examples.setdefault(f.key, [])
+                kept.append(f)
+                kept.sort(key=lambda e: e.seed)
+                del kept[TRACES_PER_FAILURE:]
             if progress is not None:
-                progress(done, seeds, len(found))
-            if stop and found:
+                progress(done, seeds, len(examples))
+            if stop and examples:
                 break
     finally:
         close = getattr(results, "close", None)
         if close is not None:
             close()
-    failures = sorted(found.values(), key=lambda f: (len(f.plan), f.key))
+    failures = []
+    for key, kept in examples.items():
+        shrunk = shrink_failure(name, kept[0], **settings)
+        as_found = [trace_failure(name, e) for e in kept[:TRACES_PER_FAILURE - 1]]
+        failures.append(Failure(name, shrunk.seed, FaultPlan(shrunk.plan), shrunk.error,
+                                count=seen[key], key=key, output=shrunk.output,
+                                trace=shrunk.trace, variants=as_found))
+    failures.sort(key=lambda f: (len(f.plan), min(e.seed for e in examples[f.key]), f.key))
     if failures:
         _write_traces(failures, trace_dir or tempfile.mkdtemp(prefix="simnet-explore-"))
     if stats is not None:
@@ -435,34 +483,17 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
     return failures
 
 
-def _merge(found: dict[str, Failure], name: str, f: Found) -> None:
-    """Add a chunk's failure: the smallest plan (then seed) leads; up to
-    TRACES_PER_FAILURE shrunk variants are kept for their traces."""
-    plan = FaultPlan(f.plan)
-    current = found.get(f.key)
-    if current is None:
-        found[f.key] = Failure(name, f.seed, plan, f.error, count=f.count, key=f.key,
-                               output=f.output, trace=f.trace, variants=[f])
-        return
-    current.variants.append(f)
-    current.variants.sort(key=lambda v: (len(v.plan), len(FaultPlan(v.plan).to_json()), v.seed))
-    del current.variants[TRACES_PER_FAILURE:]
-    best = current.variants[0]
-    current.seed, current.plan, current.error = best.seed, FaultPlan(best.plan), best.error
-    current.output, current.trace = best.output, best.trace
-
-
 def _write_traces(failures: list[Failure], trace_dir: str) -> None:
+    """Per failure: ``failure-N.jsonl`` (shrunk) and ``failure-N-seedS.jsonl``
+    for up to two runs as they were found."""
     os.makedirs(trace_dir, exist_ok=True)
     for i, failure in enumerate(failures, 1):
-        paths = []
-        for j, variant in enumerate(failure.variants):
-            if variant.trace is None:
-                continue
-            path = os.path.join(trace_dir, f"failure-{i}.jsonl" if j == 0
-                                else f"failure-{i}-{j + 1}.jsonl")
+        failure.trace_path = os.path.join(trace_dir, f"failure-{i}.jsonl")
+        with open(failure.trace_path, "wb") as out:
+            out.write(failure.trace or b"")
+        failure.other_traces = []
+        for example in failure.variants:
+            path = os.path.join(trace_dir, f"failure-{i}-seed{example.seed}.jsonl")
             with open(path, "wb") as out:
-                out.write(variant.trace)
-            paths.append(path)
-        if paths:
-            failure.trace_path, failure.other_traces = paths[0], paths[1:]
+                out.write(example.trace or b"")
+            failure.other_traces.append(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator, Sequence
 
+from simnet import faults as _faults
 from simnet.faults import FAULTS, FaultPlan, PlanError, Rule
 
 __all__ = ["SIMPLEST_FIRST", "FOREVER_SURVIVABLE", "BOUNDS", "WHERE_FOR", "breaks_for_good",
@@ -34,21 +35,21 @@ FOREVER_SURVIVABLE = frozenset({"partial_send", "short_read", "latency", "udp_du
 
 #: fault -> the *where* keys that make it transient, simplest first. ``limit``
 #: bounds how often a rule fires, a ``window`` until when (windows are
-#: finite); ``conn`` confines a connection-level fault to one connection
-#: (the program's next connection is spared); ``call`` confines a spurious
-#: EAGAIN to one call per socket (the retry on the same socket succeeds).
-#: ``probability`` alone is no bound: a rule that refuses 9 connects in 10
-#: forever still defeats any program with a finite retry budget. ``eagain``
-#: and ``eintr`` take no window as their bound: a program spinning on them
-#: advances no virtual time, so it would never reach the window's end.
+#: finite); ``call`` confines a spurious EAGAIN to one call per socket (the
+#: retry on the same socket succeeds). ``conn`` is a place, not a bound (the
+#: plan validator words such a rule as "... on the 2nd connection, forever").
+#: ``probability`` alone is no bound either: a rule that refuses 9 connects
+#: in 10 forever still defeats any program with a finite retry budget.
+#: ``eagain`` and ``eintr`` take no window as their bound: a program spinning
+#: on them may advance no virtual time, and so never reach the window's end.
 BOUNDS: dict[str, tuple[str, ...]] = {
     "eagain": ("limit", "call"),
     "eintr": ("limit",),
-    "disconnect": ("limit", "conn"),
-    "refuse": ("limit", "window", "conn"),
-    "connect_timeout": ("limit", "window", "conn"),
-    "unreachable": ("limit", "window", "conn"),
-    "backlog_overflow": ("limit", "window", "conn"),
+    "disconnect": ("limit",),
+    "refuse": ("limit", "window"),
+    "connect_timeout": ("limit", "window"),
+    "unreachable": ("limit", "window"),
+    "backlog_overflow": ("limit", "window"),
     "udp_loss": ("limit", "window"),
 }
 
@@ -84,6 +85,9 @@ def breaks_for_good(rule: Rule) -> bool:
     data through anyway (:data:`FOREVER_SURVIVABLE`), when a partition has an
     ``end``, or when its *where* holds one of the bounds :data:`BOUNDS` lists
     for its kind."""
+    own = getattr(rule, "breaks_network", None)  # the plan validator's word, where it has one
+    if callable(own) and own() is not None:
+        return True
     if rule.fault in FOREVER_SURVIVABLE:
         return False
     if rule.fault == "partition":
@@ -114,9 +118,25 @@ def param_choices(fault: str, *, max_bytes: int = 64, hosts: Sequence[str] = (),
     return {}
 
 
+def allowed_where(fault: str, params: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The *where* keys drawn for *fault* with *params*: :data:`WHERE_FOR`,
+    less any the plan validator rejects for them (``simnet.faults.where_keys``,
+    where it exists)."""
+    base = WHERE_FOR.get(fault, ())
+    validator = getattr(_faults, "where_keys", None)
+    if validator is None:
+        return base
+    try:
+        accepted = set(validator(fault, **(params or {})))
+    except Exception:  # noqa: BLE001 -- an older or different validator: ours stands
+        return base
+    return tuple(k for k in base if k in accepted)
+
+
 def where_choices(fault: str, *, ports: Sequence[int] | None = None,
-                  conns: int | None = 3) -> dict[str, list[Any]]:
-    """The *where* keys drawn for *fault* and their values, simplest first."""
+                  conns: int | None = 3, params: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+    """The *where* keys drawn for *fault* (with *params*) and their values,
+    simplest first."""
     keys: dict[str, list[Any]] = {
         "side": ["client", "server"],
         "call": [1, 2, 3, 4, 5],
@@ -127,7 +147,7 @@ def where_choices(fault: str, *, ports: Sequence[int] | None = None,
     }
     if ports:
         keys["port"] = list(ports)
-    allowed = WHERE_FOR.get(fault, tuple(keys))
+    allowed = allowed_where(fault, params)
     return {k: v for k, v in keys.items() if k in allowed}
 
 
@@ -152,17 +172,19 @@ def random_rule(rng: random.Random, fault: str, *, permanent: bool = False,
     """One rule of kind *fault* drawn with *rng*; transient unless *permanent*."""
     pc = param_choices(fault, max_bytes=choices.get("max_bytes", 64),
                        hosts=choices.get("hosts", ()), permanent=permanent)
-    wc = where_choices(fault, ports=choices.get("ports"), conns=choices.get("conns", 3))
-    while True:
+    for _ in range(1000):
         params = {name: rng.choice(values) for name, values in pc.items()}
+        wc = where_choices(fault, ports=choices.get("ports"), conns=choices.get("conns", 3),
+                           params=params)
         where = {k: rng.choice(v) for k, v in wc.items() if rng.random() < 0.25}
-        bounds = BOUNDS.get(fault)
+        bounds = [b for b in BOUNDS.get(fault, ()) if b in wc]
         if bounds and not permanent and not any(b in where for b in bounds):
             bound = rng.choice(bounds)
             where[bound] = rng.choice(wc[bound])
         rule = _make(fault, params, where)
         if rule is not None and (permanent or not breaks_for_good(rule)):
             return rule
+    raise ValueError(f"cannot draw a valid transient {fault!r} rule (leave {fault!r} out of faults)")
 
 
 def random_plan(rng: random.Random, faults: Sequence[str] | None = None, *, max_rules: int = 3,
@@ -210,17 +232,20 @@ def _simpler_rules(rule: Rule, kinds: list[str], permanent: bool,
     fault, params, where = rule.fault, dict(rule.params), dict(rule.where)
     pc = param_choices(fault, max_bytes=choices.get("max_bytes", 64),
                        hosts=choices.get("hosts", ()), permanent=permanent)
-    wc = where_choices(fault, ports=choices.get("ports"), conns=choices.get("conns", 3))
+    wc = where_choices(fault, ports=choices.get("ports"), conns=choices.get("conns", 3),
+                       params=params)
     # a simpler kind, in its simplest form
     for other in kinds:
         if other == fault:
             break
         opc = param_choices(other, max_bytes=choices.get("max_bytes", 64),
                             hosts=choices.get("hosts", ()), permanent=permanent)
-        bounds = BOUNDS.get(other)
-        w = {} if permanent or not bounds else {bounds[0]: where_choices(
-            other, ports=choices.get("ports"), conns=choices.get("conns", 3))[bounds[0]][0]}
-        made = _make(other, {k: v[0] for k, v in opc.items()}, w)
+        oparams = {k: v[0] for k, v in opc.items()}
+        owc = where_choices(other, ports=choices.get("ports"), conns=choices.get("conns", 3),
+                            params=oparams)
+        bounds = [b for b in BOUNDS.get(other, ()) if b in owc]
+        w = {} if permanent or not bounds else {bounds[0]: owc[bounds[0]][0]}
+        made = _make(other, oparams, w)
         if made is not None:
             yield made
     # fewer where keys; then each where value and parameter toward its simplest

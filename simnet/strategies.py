@@ -79,22 +79,25 @@ def _params(fault: str, max_bytes: int, hosts: Sequence[str],
     return st.just({})
 
 
-def _where_keys(fault: str, ports: Sequence[int] | None,
-                conns: int | None) -> dict[str, st.SearchStrategy[Any]]:
-    # the values simnet.plangen draws, simplest first (so they shrink alike)
-    return {k: st.sampled_from(v) for k, v in where_choices(fault, ports=ports, conns=conns).items()}
+def _where_keys(fault: str, ports: Sequence[int] | None, conns: int | None,
+                params: dict[str, Any]) -> dict[str, st.SearchStrategy[Any]]:
+    # the values simnet.plangen draws, simplest first (so they shrink alike),
+    # for the keys the plan validator accepts with these parameters
+    return {k: st.sampled_from(v)
+            for k, v in where_choices(fault, ports=ports, conns=conns, params=params).items()}
 
 
 def _where(fault: str, ports: Sequence[int] | None, conns: int | None,
-           permanent: bool) -> st.SearchStrategy[dict[str, Any]]:
-    keys = _where_keys(fault, ports, conns)
-    if permanent or not BOUNDS.get(fault):
+           permanent: bool, params: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    keys = _where_keys(fault, ports, conns, params)
+    bounds = [b for b in BOUNDS.get(fault, ()) if b in keys]
+    if permanent or not bounds:
         return st.fixed_dictionaries({}, optional=keys)
     # one bound is required (so shrinking cannot remove it); the rest optional
     return st.one_of([
         st.fixed_dictionaries({bound: keys[bound]},
                               optional={k: v for k, v in keys.items() if k != bound})
-        for bound in BOUNDS[fault]])
+        for bound in bounds])
 
 
 def rules(faults: Sequence[str] | None = None, *, ports: Sequence[int] | None = None,
@@ -121,9 +124,9 @@ def rules(faults: Sequence[str] | None = None, *, ports: Sequence[int] | None = 
     ordered = sorted(kinds, key=lambda k: SIMPLEST_FIRST.index(k) if k in SIMPLEST_FIRST else 99)
 
     def build(fault: str) -> st.SearchStrategy[Rule]:
-        return st.builds(lambda p, w: Rule(fault, where=w, **p),
-                         _params(fault, max_bytes, hosts, permanent),
-                         _where(fault, ports, conns, permanent))
+        return _params(fault, max_bytes, hosts, permanent).flatmap(
+            lambda p: _where(fault, ports, conns, permanent, p).map(
+                lambda w: Rule(fault, where=w, **p)))
 
     return st.one_of([build(k) for k in ordered])
 

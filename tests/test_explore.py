@@ -41,6 +41,15 @@ def simnet(cwd: Path, *args: str, env: dict[str, str] | None = None,
                           env=env or _env(), timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def _oneshot_importable(monkeypatch, tmp_path_factory):
+    """kv_oneshot (kv_retry without its retries) importable in this process too."""
+    where = tmp_path_factory.mktemp("oneshot")
+    shutil.copy(APPS / "kv_retry.py", where / "kv_retry.py")
+    (where / "kv_oneshot.py").write_text(ONE_SHOT)
+    monkeypatch.syspath_prepend(str(where))
+
+
 @pytest.fixture
 def user_dir(tmp_path: Path) -> Path:
     """A directory holding the user's own program and scenario (kv_retry.py)."""
@@ -247,18 +256,41 @@ def test_bad_input_is_one_line_naming_the_field_and_value_exit_2(user_dir, args,
 def test_run_chunk_is_deterministic_plain_data_and_shards_add_up():
     import pickle
 
-    from simnet.explore import chunks, run_chunk
+    from simnet.explore import chunks, run_chunk, shrink_failure
 
     name = "simnet.examples.buggy:scenario"
     a = run_chunk(name, 0, 60)
     b = run_chunk(name, 0, 60)
-    assert pickle.loads(pickle.dumps(a)) == a == b  # same seeds, same everything, trace bytes too
-    assert a.runs == 60 and len(a.failures) == 1 and a.failures[0].trace
-    # two shards see the same failures as one chunk; a key already known is only counted
-    left, right = run_chunk(name, 0, 30), run_chunk(name, 30, 30, known=[a.failures[0].key])
-    assert left.seen[a.failures[0].key] + right.seen[a.failures[0].key] == a.seen[a.failures[0].key]
-    assert right.failures == []
+    assert pickle.loads(pickle.dumps(a)) == a == b  # same seeds, same everything
+    assert a.runs == 60 and len(a.seen) == 1
+    (key,) = a.seen
+    assert [f.seed for f in a.failures] == sorted(f.seed for f in a.failures)
+    assert 1 <= len(a.failures) <= 3 and all(f.key == key for f in a.failures)
+    # two shards count what one chunk counts, and find the same smallest seed
+    left, right = run_chunk(name, 0, 30), run_chunk(name, 30, 30)
+    assert left.seen.get(key, 0) + right.seen.get(key, 0) == a.seen[key]
+    assert min(f.seed for f in left.failures + right.failures) == a.failures[0].seed
+    shrunk = shrink_failure(name, a.failures[0])
+    assert shrunk == shrink_failure(name, a.failures[0]) and shrunk.trace
+    assert len(shrunk.plan) == 1
     assert chunks(60, 25) == [(0, 25), (25, 25), (50, 10)]
+
+
+def test_the_result_is_the_same_whatever_runs_the_chunks_and_in_what_order(tmp_path):
+    from simnet.explore import explore
+
+    def backwards(task, tasks):
+        for first, count in reversed(tasks):
+            yield task(first, count)
+
+    runs = {}
+    for label, kwargs in {"j1": {"jobs": 1}, "j2": {"jobs": 2},
+                          "backwards": {"map_chunks": backwards}}.items():
+        out = tmp_path / label
+        failures = explore("kv_oneshot:scenario", seeds=150, trace_dir=str(out), **kwargs)
+        runs[label] = ([(f.key, f.seed, f.plan.to_json(), f.count) for f in failures],
+                       {p.name: p.read_bytes() for p in out.iterdir()})
+    assert runs["j1"][0] and runs["j1"] == runs["j2"] == runs["backwards"]
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -54,14 +54,15 @@ from simnet.strategies import BOUNDS, FOREVER_SURVIVABLE, breaks_for_good  # noq
     (Rule("refuse", where={"probability": 0.9}), True),   # probability alone is no bound
     (Rule("refuse", where={"limit": 3}), False),
     (Rule("refuse", where={"window": [0, 5]}), False),
-    (Rule("refuse", where={"conn": 1}), False),
+    (Rule("refuse", where={"conn": 1}), True),   # a place, not a bound
     (Rule("refuse", where={"side": "client", "port": 80}), True),
     (Rule("eagain", op="send"), True),
     (Rule("eagain", op="send", where={"call": 1}), False),
     (Rule("eagain", op="recv", where={"conn": 2}), True),  # that connection stalls for good
     (Rule("disconnect", mode="rst"), True),
     (Rule("disconnect", mode="rst", after_bytes=10), True),  # every connection, after 10 bytes
-    (Rule("disconnect", mode="fin", where={"conn": 2}), False),
+    (Rule("disconnect", mode="fin", where={"conn": 2}), True),
+    (Rule("disconnect", mode="fin", where={"limit": 2}), False),
     (Rule("backlog_overflow"), True),
     (Rule("udp_loss"), True),
     (Rule("udp_loss", where={"limit": 2}), False),
