@@ -71,10 +71,10 @@ def run_bare(fn: Callable[..., Any], pairs: list[tuple[int, Any]], capture: bool
             for seed, plan in pairs:
                 _one(fn, seed, plan)
         return
-    for seed, plan in pairs:
-        with cap.active():
+    with cap.active():  # as explore does it: once around a chunk, a take() per run
+        for seed, plan in pairs:
             _one(fn, seed, plan)
-        cap.take()
+            cap.take()
 
 
 def _one(fn: Callable[..., Any], seed: int, plan: Any) -> None:

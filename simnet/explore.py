@@ -55,8 +55,9 @@ __all__ = ["explore", "Failure", "run_chunk", "shrink_failure", "trace_failure",
            "Found", "chunks", "failure_key",
            "DEFAULT_FAULTS"]
 
-#: Examples one task runs (a unit of progress and of parallelism).
-CHUNK = 25
+#: Seeds one task runs (a unit of progress and of parallelism; big enough
+#: that handing a task to a worker costs little beside its runs).
+CHUNK = 100
 
 #: Trace files written per distinct failure: its shrunk run, and up to two
 #: runs as found (the smallest failing seeds).
@@ -213,7 +214,7 @@ class _Capture:
             return lines
         self.lines += len(lines)
         for line in lines:
-            shape = _shorten(re.sub(r"0x[0-9a-fA-F]+|\d+", "N", line), 120)
+            shape = _shorten(re.sub(r"(0x\?)|\d+", lambda m: m.group(1) or "N", line), 120)
             if shape in self.shapes or len(self.shapes) < 50:
                 self.shapes[shape] += 1
         return lines
@@ -242,15 +243,15 @@ def _kinds(faults: Sequence[str] | None) -> list[str]:
 
 def _run_once(fn: Callable[..., Any], capture: _Capture, plan: FaultPlan, seed: int,
               count_output: bool) -> tuple[BaseException | None, list[str]]:
+    """One run (inside ``capture.active()``): its exception, and its output."""
     from simnet.fakesock import FakeNetwork
 
     error = None
-    with capture.active():
-        try:
-            with FakeNetwork(seed=seed, faults=plan) as net:
-                fn(net)
-        except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
-            error = exc
+    try:
+        with FakeNetwork(seed=seed, faults=plan) as net:
+            fn(net)
+    except Exception as exc:  # noqa: BLE001 -- any failure of the scenario is a finding
+        error = exc
     return error, capture.take(count=count_output)
 
 
@@ -276,19 +277,21 @@ def run_chunk(scenario: str, first: int, count: int, *, faults: Sequence[str] | 
     result = ChunkResult(first=first, runs=0)
     capture = _Capture()
     kept: dict[str, int] = {}
-    for seed in range(first, first + count):
-        plan = random_plan(random.Random(f"simnet-explore:{seed}"), kinds, max_rules=max_rules,
-                           permanent=permanent)
-        error, output = _run_once(fn, capture, plan, seed, True)
-        result.runs += 1
-        if error is None:
-            continue
-        key = failure_key(error)
-        result.seen[key] = result.seen.get(key, 0) + 1
-        if kept.get(key, 0) < TRACES_PER_FAILURE:
-            kept[key] = kept.get(key, 0) + 1
-            result.failures.append(Found(key=key, error=_error_text(error), seed=seed,
-                                         plan=plan.to_list(), output=output[:OUTPUT_LINES_KEPT]))
+    with capture.active():  # once for the chunk: per run it would cost as much as a run
+        for seed in range(first, first + count):
+            plan = random_plan(random.Random(f"simnet-explore:{seed}"), kinds,
+                               max_rules=max_rules, permanent=permanent)
+            error, output = _run_once(fn, capture, plan, seed, True)
+            result.runs += 1
+            if error is None:
+                continue
+            key = failure_key(error)
+            result.seen[key] = result.seen.get(key, 0) + 1
+            if kept.get(key, 0) < TRACES_PER_FAILURE:
+                kept[key] = kept.get(key, 0) + 1
+                result.failures.append(Found(key=key, error=_error_text(error), seed=seed,
+                                             plan=plan.to_list(),
+                                             output=output[:OUTPUT_LINES_KEPT]))
     for f in result.failures:
         f.count = result.seen[f.key]
     result.output = dict(capture.shapes)
@@ -321,8 +324,9 @@ def shrink_failure(scenario: str, found: Found, *, faults: Sequence[str] | None 
         error, _ = _run_once(fn, capture, plan, seed, False)
         return error is not None and failure_key(error) == found.key
 
-    small, seed, _ = shrink(FaultPlan(found.plan), found.seed, still_fails, faults=_kinds(faults),
-                            permanent=permanent)
+    with capture.active():
+        small, seed, _ = shrink(FaultPlan(found.plan), found.seed, still_fails,
+                                faults=_kinds(faults), permanent=permanent)
     data, error, out = _traced(fn, scenario, small, seed, capture)
     if error is None or failure_key(error) != found.key:  # a scenario that is not deterministic
         small, seed = FaultPlan(found.plan), found.seed

@@ -169,12 +169,12 @@ def test_no_trace_directory_is_left_behind_when_nothing_failed(user_dir, tmp_pat
 
 
 def test_progress_is_reported_on_a_non_tty_too(tmp_path):
-    out = simnet(tmp_path, "explore", "simnet.examples.buggy:scenario", "--seeds", "100",
+    out = simnet(tmp_path, "explore", "simnet.examples.buggy:scenario", "--seeds", "400",
                  "--faults", "short_read", "--progress-every", "0")
     assert out.returncode == 0, out.stdout + out.stderr
     lines = [line for line in out.stderr.splitlines() if line.startswith("exploring: ")]
-    assert len(lines) >= 4, out.stderr  # one per chunk of 25 runs, and the last
-    assert lines[-1].startswith("exploring: 100/100 runs, 0 distinct failures")
+    assert len(lines) >= 4, out.stderr  # one per chunk of 100 runs, and the last
+    assert lines[-1].startswith("exploring: 400/400 runs, 0 distinct failures")
 
 
 # -- what to install ------------------------------------------------------------------
