@@ -225,10 +225,23 @@ class _Capture:
 _SCENARIOS: dict[str, Callable[..., Any]] = {}
 
 
+class ScenarioExit(Exception):
+    """A scenario called ``sys.exit()``: a failure like any other (in a pool
+    worker, a ``SystemExit`` would end the worker and lose its task)."""
+
+
 def _scenario(name: str) -> Callable[..., Any]:
     fn = _SCENARIOS.get(name)
     if fn is None:
-        fn = _SCENARIOS[name] = load_scenario(name)
+        original = load_scenario(name)
+
+        def fn(net: Any) -> Any:
+            try:
+                return original(net)
+            except SystemExit as exc:
+                raise ScenarioExit(f"the scenario called sys.exit({exc.code!r})") from None
+
+        _SCENARIOS[name] = fn
     return fn
 
 

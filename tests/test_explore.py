@@ -309,3 +309,17 @@ def test_explore_api_rejects_bad_arguments_naming_them(kwargs, words):
     with pytest.raises(ValueError) as info:
         explore("simnet.examples.buggy:scenario", **kwargs)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_scenario_that_calls_sys_exit_is_a_finding_not_a_lost_worker(tmp_path):
+    (tmp_path / "exits.py").write_text(textwrap.dedent('''
+        import sys
+
+        def scenario(net):
+            if net.seed % 3 == 0:
+                sys.exit(3)
+    '''))
+    out = simnet(tmp_path, "explore", "exits:scenario", "--seeds", "300", "-j", "2")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "ScenarioExit: the scenario called sys.exit(3)" in out.stdout
+    assert "seen in 100 runs" in out.stdout
