@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from simnet.faults import FAULTS, FaultPlan, Rule
+from simnet.faults import FAULTS, FaultPlan, Rule, where_keys
 
 __all__ = ["rules", "fault_plans", "SIMPLEST_FIRST"]
 
@@ -68,7 +68,8 @@ def _params(fault: str, max_bytes: int, hosts: Sequence[str]) -> st.SearchStrate
     return st.just({})
 
 
-def _where(ports: Sequence[int] | None, conns: int) -> st.SearchStrategy[dict[str, Any]]:
+def _where(ports: Sequence[int] | None, conns: int,
+           allowed: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     keys: dict[str, st.SearchStrategy[Any]] = {
         "side": st.sampled_from(["client", "server"]),
         "call": st.integers(1, 5),
@@ -79,7 +80,8 @@ def _where(ports: Sequence[int] | None, conns: int) -> st.SearchStrategy[dict[st
     }
     if ports:
         keys["port"] = st.sampled_from(list(ports))
-    return st.fixed_dictionaries({}, optional=keys)
+    # only the keys the fault accepts (simnet.faults.where_keys)
+    return st.fixed_dictionaries({}, optional={k: v for k, v in keys.items() if k in allowed})
 
 
 def rules(faults: Sequence[str] | None = None, *, ports: Sequence[int] | None = None,
@@ -100,10 +102,10 @@ def rules(faults: Sequence[str] | None = None, *, ports: Sequence[int] | None = 
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"max_bytes must be an int >= 1, got {max_bytes!r}")
     ordered = sorted(kinds, key=lambda k: SIMPLEST_FIRST.index(k) if k in SIMPLEST_FIRST else 99)
-    where = _where(ports, conns)
-
     def build(fault: str) -> st.SearchStrategy[Rule]:
-        return st.builds(lambda p, w: Rule(fault, where=w, **p), _params(fault, max_bytes, hosts), where)
+        return _params(fault, max_bytes, hosts).flatmap(
+            lambda p: _where(ports, conns, where_keys(fault, **p)).map(
+                lambda w: Rule(fault, where=w, **p)))
 
     return st.one_of([build(k) for k in ordered])
 

@@ -680,7 +680,7 @@ class FakeSocket:
         self._side = "client"
         self._trace("conn", self._fd, self._conn, "client")
         rule = None
-        if net._faulty:
+        if net._faulty and self._family != AF_UNIX:
             self._raddr = key
             rule = self._fault("connect")
         if self._family == AF_UNIX:
@@ -689,6 +689,14 @@ class FakeSocket:
             listener = net._unix[key]  # None: a stale path (its socket closed)
             if listener is None or listener._state != "listening" or listener._type != self._type:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
+            if net._faulty:
+                # only refuse and eagain apply to a Unix-socket connect (no SYN to time out)
+                self._calls["connect"] += 1
+                rule = net.faults.match("connect", conn=self._conn, side=self._side,
+                                        local=self._laddr, peer=key, call=self._calls["connect"],
+                                        fd=self._fd, accept=lambda r: r.fault in ("refuse", "eagain"))
+                if rule is not None and rule.fault == "refuse":
+                    raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if listener._queue_full():
                 if self._timeout == 0.0:
                     raise _blocking()
@@ -696,6 +704,10 @@ class FakeSocket:
                           self._timeout, "connect()")
             self._raddr = key
             net._establish(self, listener, None, key, sync=True)
+            # a spurious EAGAIN: connected, but a non-blocking caller is told EAGAIN
+            if rule is not None and self._timeout == 0.0:
+                self._announced = False  # the next connect() says 0
+                return True
             return False
         ip, port = key
         self._autobind(ip)
@@ -791,22 +803,29 @@ class FakeSocket:
             self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags)
         n = min(len(view), space)
         if rule is not None and rule.fault == "partial_send":
-            n = net.faults.size(rule, n)
+            n = net.faults.size(rule, n, conn=self._conn, fd=self._fd)
+        cut = None
         if net._disconnects and n:
-            # a disconnect "after n bytes" cuts the stream at exactly n bytes
-            left = net.faults.budget(conn=self._conn, side=self._side, local=self._laddr,
-                                     peer=self._raddr, sent=end.sent)
-            if left is not None and left < n:
-                n = left
-                if n == 0:
-                    net._maybe_disconnect(end, self)
-                    raise _oserror(errno.ECONNRESET) if end.reset else BrokenPipeError(
-                        errno.EPIPE, _strerror(errno.EPIPE))
+            # a disconnect "after k bytes" cuts the stream at exactly k bytes
+            cut = net.faults.cut(conn=self._conn, side=self._side, local=self._laddr,
+                                 peer=self._raddr, sent=end.sent, n=n)
+            if cut is not None and cut[1] == 0:
+                net._disconnect(end, cut[0])
+                cut = None
+                if end.err:
+                    code, end.err = end.err, 0
+                    raise _oserror(code)
+                if end.wr_shut or end.reset:
+                    raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
+            elif cut is not None:
+                n = cut[1]
         end.sq += view[:n]
         end.sent += n
         end.transmit()
         net.activity += 1
-        if net._disconnects:
+        if cut is not None:
+            net._disconnect(end, cut[0])
+        elif net._disconnects:
             net._maybe_disconnect(end, self)
         return n
 
@@ -872,7 +891,8 @@ class FakeSocket:
         while True:
             if end.rbuf:
                 if rule is not None and rule.fault == "short_read":
-                    bufsize = net.faults.size(rule, min(bufsize, len(end.rbuf)))
+                    bufsize = net.faults.size(rule, min(bufsize, len(end.rbuf)), conn=self._conn,
+                                              fd=self._fd)
                 data = bytes(end.rbuf[:bufsize])
                 if not peek:
                     del end.rbuf[:bufsize]
