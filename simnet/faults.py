@@ -503,7 +503,8 @@ class FaultPlan:
             elif isinstance(rule, Mapping):
                 self.rules.append(Rule.from_dict(rule, i))
             else:
-                raise PlanError(f"rule {i}: expected a Rule or a mapping, got {type(rule).__name__}")
+                raise PlanError(f"rule {i}: must be an object with a 'fault' field (or a Rule), "
+                                f"got {_show(rule)}")
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
@@ -603,7 +604,8 @@ class FaultPlan:
             for i, a in enumerate(self.rules[:j]):
                 if _shadows(a, b):
                     out.append(f"rule {j + 1} ({b.fault}) can never fire: rule {i + 1} ({a.fault}) "
-                               f"matches every {b.acts_on} it would, and the first matching rule wins")
+                               f"matches every {_OP_WORDS.get(b.acts_on, b.acts_on)} it would, "
+                               f"and the first matching rule wins")
                     break
             else:
                 at = b.params.get("at") if b.fault == "disconnect" else None
@@ -614,6 +616,11 @@ class FaultPlan:
                     out.append(f"rule {j + 1} ({b.fault}) can never fire: it acts at t={at:g}s, "
                                f"after its window ends (t={b.where['window'][1]:g}s)")
         return out
+
+
+_OP_WORDS = {"send": "send()", "recv": "recv()", "accept": "accept()", "connect": "connect()",
+             "wait": "wait of the loop", "data": "connection", "syn": "connection request",
+             "link": "link", "datagram": "datagram"}
 
 
 def _shadows(a: Rule, b: Rule) -> bool:
@@ -760,6 +767,14 @@ class FaultEngine:
             return i, rule
         return None
 
+    def holds(self, i: int) -> bool:
+        """Whether rule *i*'s limit and window still allow it now (for a rule
+        picked earlier that acts later)."""
+        w = self.plan.rules[i].where
+        if "limit" in w and self.fired[i] >= w["limit"]:
+            return False
+        return "window" not in w or w["window"][0] <= self.clock() <= w["window"][1]
+
     def fire(self, i: int, op: str | None = None, conn: int | None = None,
              fd: int | None = None) -> bool:
         """Count rule *i* as having changed what the program sees (and tell
@@ -838,19 +853,28 @@ class FaultEngine:
         return best
 
     def size(self, rule: Rule, available: int, *, conn: int | None = None,
-             fd: int | None = None) -> int:
+             fd: int | None = None, commit: bool = True) -> int:
         """How many bytes a partial_send/short_read lets through of
         *available*; counts the rule when that is fewer (and its limit has
-        not run out meanwhile: then all of *available* goes through)."""
+        not run out meanwhile: then all of *available* goes through).
+        *commit* false: count nothing yet; the caller calls :meth:`fire`
+        if the cut reaches the program after all."""
         if available <= 1:
             return available
         limit = rule.params.get("max_bytes")
         n = self.rng.randint(1, available) if limit is None else min(limit, available)
         if n < available:
             i = self.index(rule)
+            if i is not None and not commit:
+                return n if self.holds_limit(i) else available
             if i is not None and not self.fire(i, rule.acts_on, conn, fd):
                 return available
         return n
+
+    def holds_limit(self, i: int) -> bool:
+        """Whether rule *i* may still fire under its ``limit``."""
+        limit = self.plan.rules[i].where.get("limit")
+        return limit is None or self.fired[i] < limit
 
     def signal(self, would_block: bool) -> int | None:
         """A wait of the loop is starting: an ``eintr`` rule's signal. Raises
@@ -858,7 +882,9 @@ class FaultEngine:
         the index of the rule whose signal cuts this wait short -- the
         network counts it (:meth:`fire`) if the wait indeed returns early --
         or None. A wait that would not block (*would_block* false: something
-        is ready, or a zero timeout) is not cut short."""
+        is ready, or a zero timeout) is not cut short. The network checks
+        :meth:`holds` again when the wait wakes, so that the early wake-up
+        itself falls within the rule's window."""
         found = self.pick("wait")
         if found is None:
             return None

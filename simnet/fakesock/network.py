@@ -705,11 +705,16 @@ class FakeNetwork(_Connections, Network):
         nxt = self._next_event_time()
         if nxt is None or (timeout is not None and nxt >= self._now + timeout):
             return False  # nothing happens before the wait ends: it ends as it would
+        start = self._now
         self._advance(nxt)
         self._process_due()
-        if not ready():
-            faults.fire(i, "wait")
         self._stalled = 0
+        if ready():
+            return True  # it would have woken here anyway
+        if faults.holds(i) and faults.fire(i, "wait"):
+            return True  # woken early, with nothing ready
+        # outside the rule's window by now: the wait goes on
+        self._wait(None if timeout is None else max(0.0, start + timeout - self._now), ready)
         return True
 
     def _deadlock_report(self, why: str) -> str:

@@ -801,9 +801,9 @@ class FakeSocket:
             if space > 0:
                 break
             self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags)
-        n = min(len(view), space)
+        n = whole = min(len(view), space)
         if rule is not None and rule.fault == "partial_send":
-            n = net.faults.size(rule, n, conn=self._conn, fd=self._fd)
+            n = net.faults.size(rule, n, commit=False)
         cut = None
         if net._disconnects and n:
             # a disconnect "after k bytes" cuts the stream at exactly k bytes
@@ -817,8 +817,11 @@ class FakeSocket:
                     raise _oserror(code)
                 if end.wr_shut or end.reset:
                     raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
-            elif cut is not None:
+            elif cut is not None and cut[1] < n:
                 n = cut[1]
+                rule = None  # cut shorter by the disconnect: the partial send shows nothing
+        if n < whole and rule is not None and rule.fault == "partial_send":
+            net.faults.fire(net.faults.index(rule), "send", self._conn, self._fd)
         end.sq += view[:n]
         end.sent += n
         end.transmit()

@@ -395,7 +395,7 @@ class RealSession:
         """After the loop waited (*ready*: something was): an early wake-up
         counts if it returned nothing; the disconnects that fell due."""
         if self._signal is not None:
-            if not ready:
+            if not ready and self.faults.holds(self._signal):
                 self.faults.fire(self._signal, "wait")
             self._signal = None
         if self._timed:
@@ -722,7 +722,7 @@ class FaultySocket:
                 raise self._reset_error(True)
             n = size
             if rule is not None and rule.fault == "partial_send":
-                n = st.faults.size(rule, n, conn=self._conn, fd=self._fd)
+                n = st.faults.size(rule, n, commit=False)
             cut = None
             if st.on_data and n and self._stream and not self._cut:
                 # a disconnect "after k bytes" cuts the stream at exactly k bytes
@@ -735,8 +735,11 @@ class FaultySocket:
                     cut = None
                     if self._reset:
                         raise self._reset_error(True)
-                elif cut is not None:
+                elif cut is not None and cut[1] < n:
                     n = cut[1]
+                    rule = None  # cut shorter by the disconnect: the partial send shows nothing
+            if n < size and rule is not None and rule.fault == "partial_send":
+                st.faults.fire(st.faults.index(rule), "send", self._conn, self._fd)
             taken = kernel(view[:n]) if n < size else kernel(data)
         except OSError as exc:
             st.record_io("send", self._fd, size, error_name(exc), 0)
