@@ -24,12 +24,20 @@ Faults, with their parameters (``None``: drawn from the network's RNG):
 ``short_read``      ``recv`` returns at most ``max_bytes`` (None: 1..n)
 ``eagain``          ``op`` (recv/send/accept/connect) raises BlockingIOError
                     (EAGAIN) although the socket is ready
-``eintr``           the loop's wait (select/poll) raises InterruptedError
-``disconnect``      ``mode`` rst or fin, from ``side``, ``after_bytes`` sent
-                    on the connection or ``at`` a time (neither: at once)
-``refuse``          ``connect`` gets ECONNREFUSED
-``connect_timeout`` ``connect`` gets ETIMEDOUT (after the SYN retries)
-``unreachable``     ``connect`` gets EHOSTUNREACH
+``eintr``           a signal during the loop's wait (select/poll). As on
+                    Python >= 3.5 (PEP 475) no EINTR reaches the program: the
+                    wait wakes early, at the next event on the network, maybe
+                    with nothing ready; or, with ``exception`` (a built-in
+                    exception's name, e.g. ``"KeyboardInterrupt"``), the
+                    handler's exception propagates from the wait
+``disconnect``      ``mode`` rst or fin, from ``side``; ``after_bytes``: in
+                    the send by which one end reaches that many bytes (cut
+                    to land on it; 0: its first send); ``at``: at that time
+                    (a connection made later: when made); neither: at a
+                    send/recv that moves data. A connection is cut once.
+``refuse``          ``connect`` gets ECONNREFUSED (TCP and Unix sockets)
+``connect_timeout`` a TCP ``connect`` gets ETIMEDOUT (after the SYN retries)
+``unreachable``     a TCP ``connect`` gets EHOSTUNREACH
 ``backlog_overflow`` the listener drops the SYN, as when its queue is full
 ``latency``         links get ``latency`` + up to ``jitter`` seconds, and
                     ``bandwidth`` bytes/s
@@ -47,7 +55,25 @@ name), ``conn`` (the n-th connection made on the network, from 1), ``side``
 (``client``: sockets that connected, ``server``: sockets from accept),
 ``window`` (``[start, end]`` in network time), ``call`` (the k-th call of the
 operation on one socket, from 1), ``probability`` (0..1, drawn from the
-network's seeded RNG) and ``limit`` (fire at most that many times).
+network's seeded RNG) and ``limit`` (fire at most that many times). Each
+fault takes only the keys that mean something for it (:func:`where_keys`,
+:data:`WHERE_FOR`: e.g. ``eintr`` takes ``window``, ``probability`` and
+``limit``; a partition none); any other key is a :class:`PlanError` naming
+the rule and the key.
+
+How rules combine: for each operation the rules that act on it are tried in
+order, and the first whose *where* holds is the rule for that operation
+(later ones are not tried; a probability is drawn only when everything else
+holds). A rule *fires* -- and counts in ``fired``, the summary and the
+trace's ``fault`` events -- each time it changes what the program sees: a
+send or read cut shorter than it would have been, an EAGAIN, a live
+connection cut, a wait woken early. ``limit: n`` allows n of those.
+
+Plans are checked as a whole too: :meth:`FaultPlan.unbounded` (and
+:meth:`Rule.breaks_network`) names rules that make the network unusable for
+good; :meth:`FaultPlan.warnings` names rules that can never fire, shadowed by
+an earlier rule; :meth:`FaultPlan.describe` ends with a ``warning:`` line
+for each.
 """
 
 from __future__ import annotations

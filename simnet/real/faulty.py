@@ -197,6 +197,7 @@ class RealSession:
         self._timed: list[tuple[float, int, FaultySocket, Rule]] = []
         self._seq = itertools.count()
         self._signal: int | None = None  # an eintr rule whose signal cut the current wait
+        self._decided: set[tuple[Any, int]] = set()  # (conn, rule id): timed disconnects decided
         self._dead: dict[int, _socket.socket] = {}
         self._live: weakref.WeakSet[FaultySocket] = weakref.WeakSet()
         self._index()
@@ -363,7 +364,17 @@ class RealSession:
             _, _, sock, rule = heapq.heappop(timed)
             if sock._closed or sock._cut:
                 continue
-            sock._disconnect_if(lambda r, rule=rule, sock=sock: r is rule and sock._can_cut(r))
+            # decided once per connection, on the first end whose places match
+            # (as on the fake network): one probability draw, one count
+            key = (sock._conn, id(rule))
+            i = self.faults.index(rule)
+            if key in self._decided or i is None or not sock._can_cut(rule):
+                continue
+            local, peer = sock._addrs() if "data" in self.addr_ops else (None, None)
+            if not self.faults.places_match(i, sock._conn, sock._side, local, peer):
+                continue
+            self._decided.add(key)
+            sock._disconnect_if(lambda r, rule=rule: r is rule)
 
     def _bound(self, timeout: float | None) -> float | None:
         """*timeout* (seconds, None: forever) cut to the next timed disconnect."""
