@@ -466,6 +466,17 @@ def test_latency_counts_once_per_connection_and_per_datagram():
         assert net.faults.fired == [3]
 
 
+def test_latency_rule_that_changes_nothing_does_not_count():
+    with FakeNetwork(seed=1, latency=0.1, faults=[Rule("latency", latency=0.1)]) as net:
+        srv = net.socket()
+        srv.bind(("127.0.0.1", 7000))
+        srv.listen(1)
+        cli = net.socket()
+        cli.connect(("127.0.0.1", 7000))
+        srv.accept()
+        assert net.faults.fired == [0]
+
+
 def test_unix_socket_connect_is_refused_and_eagain_connects(tmp_path):
     path = str(tmp_path / "s")
     plan = [Rule("refuse", where={"limit": 1}), Rule("connect_timeout"),

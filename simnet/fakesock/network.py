@@ -296,17 +296,17 @@ class FakeNetwork(_Connections, Network):
 
     def _link3(self, a: str, b: str, count: bool = False) -> tuple[float, float | None, float]:
         """Latency, bandwidth and jitter from *a* to *b*; *count*: a latency
-        rule that applies counts as fired (once per connection made, once per
-        datagram sent)."""
+        rule that changes them counts as fired (once per connection made, once
+        per datagram sent)."""
         lat, bw = self._links.get((a, b), (self.latency, self.bandwidth))
         if self._timed_links:
             found = self.faults.pick("link", local=(a, 0), peer=(b, 0))
             if found is not None:
-                rule = found[1]
-                if count:
+                p = found[1].params
+                link = p["latency"], (p["bandwidth"] if p["bandwidth"] else bw), p["jitter"]
+                if count and link != (lat, bw, 0.0):
                     self.faults.fire(found[0], "link")
-                p = rule.params
-                return p["latency"], (p["bandwidth"] if p["bandwidth"] else bw), p["jitter"]
+                return link
         return lat, bw, 0.0
 
     # -- identity --------------------------------------------------------
