@@ -495,3 +495,18 @@ def test_unix_socket_connect_is_refused_and_eagain_connects(tmp_path):
         c = net.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         c.connect(path)  # connect_timeout is TCP only: a Unix connect passes it by
         assert net.faults.fired == [1, 0, 1]
+
+
+def test_eagain_on_a_blocking_connect_shows_nothing_counts_nothing_spends_no_limit():
+    plan = [Rule("eagain", op="connect", where={"limit": 1})]
+    with FakeNetwork(seed=1, faults=plan) as net:
+        srv = net.socket()
+        srv.bind(("127.0.0.1", 7000))
+        srv.listen(2)
+        a = net.socket()
+        a.connect(("127.0.0.1", 7000))  # blocking: the kernel would just wait
+        assert net.faults.fired == [0]
+        b = net.socket()
+        b.setblocking(False)
+        assert b.connect_ex(("127.0.0.1", 7000)) == socket.errno.EAGAIN
+        assert net.faults.fired == [1]

@@ -679,10 +679,15 @@ class FakeSocket:
         self._conn = net.new_conn_id()
         self._side = "client"
         self._trace("conn", self._fd, self._conn, "client")
-        rule = None
+        rule = found = None
         if net._faulty and self._family != AF_UNIX:
+            # counted below: a failure at once, an EAGAIN if the caller sees it
+            # (a non-blocking socket)
             self._raddr = key
-            rule = self._fault("connect")
+            self._calls["connect"] += 1
+            found = net.faults.pick("connect", conn=self._conn, side=self._side, local=self._laddr,
+                                    peer=key, call=self._calls["connect"])
+            rule = found[1] if found is not None else None
         if self._family == AF_UNIX:
             if key not in net._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
@@ -692,10 +697,12 @@ class FakeSocket:
             if net._faulty:
                 # only refuse and eagain apply to a Unix-socket connect (no SYN to time out)
                 self._calls["connect"] += 1
-                rule = net.faults.match("connect", conn=self._conn, side=self._side,
+                found = net.faults.pick("connect", conn=self._conn, side=self._side,
                                         local=self._laddr, peer=key, call=self._calls["connect"],
-                                        fd=self._fd, accept=lambda r: r.fault in ("refuse", "eagain"))
+                                        accept=lambda r: r.fault in ("refuse", "eagain"))
+                rule = found[1] if found is not None else None
                 if rule is not None and rule.fault == "refuse":
+                    net.faults.fire(found[0], "connect", self._conn, self._fd)
                     raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if listener._queue_full():
                 if self._timeout == 0.0:
@@ -705,7 +712,8 @@ class FakeSocket:
             self._raddr = key
             net._establish(self, listener, None, key, sync=True)
             # a spurious EAGAIN: connected, but a non-blocking caller is told EAGAIN
-            if rule is not None and self._timeout == 0.0:
+            if found is not None and self._timeout == 0.0:
+                net.faults.fire(found[0], "connect", self._conn, self._fd)
                 self._announced = False  # the next connect() says 0
                 return True
             return False
@@ -717,14 +725,19 @@ class FakeSocket:
         token = self._connect_token
         lat, _ = net._link(self._laddr[0], ip)
         net.activity += 1
-        if rule is not None and rule.fault != "eagain":
+        if found is not None and found[1].fault != "eagain":
             code = {"refuse": errno.ECONNREFUSED, "unreachable": errno.EHOSTUNREACH,
-                    "connect_timeout": errno.ETIMEDOUT}[rule.fault]
+                    "connect_timeout": errno.ETIMEDOUT}[found[1].fault]
             delay = float(sum(SYN_RETRIES)) if code == errno.ETIMEDOUT else 2 * lat
+            # counted now: the connect's fate is sealed (and its limit spent)
+            net.faults.fire(found[0], "connect", self._conn, self._fd)
             net.schedule(delay, net._connect_failed, self, token, code)
             return False
         net._send_syn(self, key, token, 0, lat)
-        return rule is not None and self._timeout == 0.0
+        if found is not None and self._timeout == 0.0:
+            net.faults.fire(found[0], "connect", self._conn, self._fd)
+            return True
+        return False
 
     # -- stream I/O -----------------------------------------------------------------------
     def send(self, data: Any, flags: int = 0) -> int:
