@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -510,3 +511,45 @@ def test_eagain_on_a_blocking_connect_shows_nothing_counts_nothing_spends_no_lim
         b.setblocking(False)
         assert b.connect_ex(("127.0.0.1", 7000)) == socket.errno.EAGAIN
         assert net.faults.fired == [1]
+
+
+# -- the same on real sockets (loopback) ---------------------------------------------------
+
+def _real_echo(plan):
+    from simnet.real import RealNetwork
+
+    with RealNetwork(faults=plan) as net:
+        srv = net.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        cli = net.socket()
+        cli.settimeout(5)
+        cli.connect(srv.getsockname())
+        conn, _ = srv.accept()
+        conn.settimeout(5)
+        start = time.monotonic()
+        try:
+            cli.sendall(b"ping")
+            conn.sendall(conn.recv(10))
+            seen = cli.recv(10)
+        except OSError as exc:
+            seen = exc
+            # the reset is at once: no wait for the 5 s timeout (a timeout-mode
+            # socket once waited for readiness while the RST was being set up)
+            assert time.monotonic() - start < 2.5
+        finally:
+            for s in (cli, conn, srv):
+                s.close()
+        return seen, list(net.faults.fired)
+
+
+def test_real_after_bytes_disconnect_outside_its_window_does_nothing():
+    # window [0, 0]: only the very instant the network was made, long past
+    rule = {"fault": "disconnect", "mode": "rst", "after_bytes": 0, "where": {"window": [0, 0], "limit": 1}}
+    assert _real_echo([rule]) == (b"ping", [0])
+
+
+def test_real_after_bytes_disconnect_inside_its_window_cuts_the_first_send_once():
+    rule = {"fault": "disconnect", "mode": "rst", "after_bytes": 0, "where": {"window": [0, 60], "limit": 1}}
+    seen, fired = _real_echo([rule])
+    assert isinstance(seen, ConnectionResetError) and fired == [1]

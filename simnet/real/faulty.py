@@ -980,6 +980,9 @@ class FaultySocket:
                 pass
         timeout = sock.gettimeout()
         inheritable = sock.get_inheritable()
+        # (a timeout-mode socket would wait for readiness despite MSG_DONTWAIT;
+        # this one is about to be closed, so it need not block any more)
+        sock.setblocking(False)
         # Closing discards what the kernel has buffered for reading; a reset
         # socket would still deliver it first, so keep it for recv().
         left = bytearray()
