@@ -113,6 +113,25 @@ class UdpSink(simnet.dispatcher):
 def scenario(plan: FaultPlan, seed: int) -> FakeNetwork:
     """Run the scenario under *plan*; returns the (closed) traced network."""
     net = FakeNetwork(seed=seed, faults=plan, trace=True)
+    net.misplaced = []  # rules that fired on a socket their place keys do not name
+    traced = net.faults.on_fire
+
+    def on_fire(i, rule, op, conn, fd):
+        # the place keys hold for the socket the rule acted on (send, recv, data)
+        sock = net._fds.get(fd) if fd is not None else None
+        if op in ("send", "recv", "data") and sock is not None:
+            w = rule.where
+            local, peer = sock._laddr, sock._raddr
+            for key, ok in (("port", lambda: w["port"] in (local[1], peer[1])),
+                            ("peer", lambda: net.faults._addr_matches(w["peer"], peer)),
+                            ("local", lambda: net.faults._addr_matches(w["local"], local)),
+                            ("side", lambda: w["side"] == sock._side),
+                            ("conn", lambda: w["conn"] == sock._conn)):
+                if key in w and not ok():
+                    net.misplaced.append((rule, key, op, local, peer))
+        traced(i, rule, op, conn, fd)
+
+    net.faults.on_fire = on_fire
     with net:
         net.add_host("far", "10.0.0.2")
         m: dict = {}
@@ -204,6 +223,10 @@ def check_run(plan: FaultPlan, net: FakeNetwork) -> int:
             if rule.fault == "partial_send":
                 pending_partial[fd] = rule_no
     assert counts == net.faults.fired, (counts, net.faults.fired)
+    assert net.misplaced == []
+    for i, rule in enumerate(plan.rules):
+        if rule.where.get("probability") == 0.0:
+            assert counts[i] == 0, rule
     for i, rule in enumerate(plan.rules):
         if "limit" in rule.where:
             assert net.faults.fired[i] <= rule.where["limit"]
