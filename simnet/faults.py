@@ -308,8 +308,9 @@ def _check_rule(rule_no: int | None, fault: str, params: Mapping[str, Any]) -> N
 class Rule:
     """One fault and where it applies. ``Rule("short_read", max_bytes=3)``.
 
-    Raises :class:`PlanError` naming the field for an unknown fault, an
-    unknown parameter or a bad value.
+    Raises :class:`PlanError` naming the rule, the field and the value for an
+    unknown fault, an unknown parameter, a bad value (NaN and infinities
+    included) or a ``where`` key the fault does not take (:func:`where_keys`).
     """
 
     __slots__ = ("fault", "params", "where")
@@ -321,9 +322,9 @@ class Rule:
     def __init__(self, fault: str, *, where: Mapping[str, Any] | None = None,
                  _rule_no: int | None = None, **params: Any) -> None:
         if not isinstance(fault, str) or fault not in FAULTS:
-            raise PlanError(f"rule {_rule_no if _rule_no is not None else ''}: unknown fault "
-                            f"{_show(fault)} (field 'fault'; known: {', '.join(FAULTS)})"
-                            .replace("rule : ", "rule: "))
+            where = f"rule {_rule_no}" if _rule_no is not None else "rule"
+            raise PlanError(f"{where}: unknown fault {_show(fault)} "
+                            f"(field 'fault'; known: {', '.join(FAULTS)})")
         spec = FAULTS[fault]
         checked: dict[str, Any] = {}
         for name, value in params.items():

@@ -576,3 +576,59 @@ def test_real_after_bytes_disconnect_inside_its_window_cuts_the_first_send_once(
     rule = {"fault": "disconnect", "mode": "rst", "after_bytes": 0, "where": {"window": [0, 60], "limit": 1}}
     seen, fired = _real_echo([rule])
     assert isinstance(seen, ConnectionResetError) and fired == [1]
+
+
+# -- fired counts on real sockets ---------------------------------------------------------
+
+def _real_rule() -> st.SearchStrategy[Rule]:
+    def build(fault: str, params: dict) -> st.SearchStrategy[Rule]:
+        keys = [k for k in where_keys(fault, **params) if k not in ("window", "port", "peer", "local")]
+        values = {"conn": st.integers(1, 3), "side": st.sampled_from(["client", "server"]),
+                  "call": st.integers(1, 4), "probability": st.sampled_from([0.0, 0.5, 1.0]),
+                  "limit": st.integers(1, 3)}
+        return st.fixed_dictionaries({}, optional={k: values[k] for k in keys}).map(
+            lambda w: Rule(fault, where=w, **params))
+
+    params = {
+        "partial_send": st.sampled_from([1, 5, None]).map(lambda n: {"max_bytes": n}),
+        "short_read": st.sampled_from([1, 5, None]).map(lambda n: {"max_bytes": n}),
+        "eagain": st.sampled_from(["send", "recv", "accept", "connect"]).map(lambda o: {"op": o}),
+        "eintr": st.just({}),
+        "disconnect": st.fixed_dictionaries({"mode": st.sampled_from(["rst", "fin"])}).flatmap(
+            lambda p: st.one_of(st.just(p), st.integers(0, 300).map(lambda n: {**p, "after_bytes": n}))),
+        "refuse": st.just({}),
+    }
+    return st.sampled_from(sorted(params)).flatmap(
+        lambda f: params[f].flatmap(lambda p, f=f: build(f, p)))
+
+
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(rules=st.lists(_real_rule(), min_size=1, max_size=3))
+def test_real_fired_counts_equal_the_trace_and_respect_limits(rules):
+    from simnet.real import RealNetwork
+
+    plan = FaultPlan(rules)
+    m: dict = {}
+    with RealNetwork(faults=plan, trace=True, seed=1) as net:
+        try:
+            server = Server(("127.0.0.1", 0), m)
+            addr = server.socket.getsockname()
+            clients = [Client(addr, m) for _ in range(2)]
+            for _ in range(300):  # bounded passes, each at most 10 ms
+                if all(c.over for c in clients):
+                    break
+                simnet.loop(timeout=0.01, map=m, count=1)
+        except OSError:
+            pass
+        finally:
+            simnet.close_all(m, ignore_all=True)
+        counts = [0] * len(plan.rules)
+        for ev in net.trace.events:
+            if ev[1] == "fault":
+                counts[ev[3] - 1] += 1
+        assert counts == net.faults.fired
+        for i, rule in enumerate(plan.rules):
+            if "limit" in rule.where:
+                assert counts[i] <= rule.where["limit"]
+            if rule.where.get("probability") == 0.0:
+                assert counts[i] == 0
