@@ -111,7 +111,9 @@ def test_demo_takes_a_plan_as_json_or_from_a_file(tmp_path):
     plan = '[{"fault": "short_read", "max_bytes": 1}]'
     result = run("demo", "--faults", plan, "--trace", str(tmp_path / "a.jsonl"))
     assert result.exit_code == 0
-    assert re.search(r"recv\(\) returns at most 1 byte: fired 1\d\d time", result.stdout)
+    # the server's reads of the 54 bytes are cut to 1 byte 53 times (the last is 1 byte anyway);
+    # the client's reads of 1-byte echoes are not cut, so they do not count
+    assert "recv() returns at most 1 byte: fired 53 time" in result.stdout
     (tmp_path / "plan.json").write_text('{"rules": [{"fault": "partial_send", "max_bytes": 3}]}')
     result = run("demo", "--faults", f"@{tmp_path / 'plan.json'}", "--trace", str(tmp_path / "b.jsonl"))
     assert result.exit_code == 0

@@ -126,7 +126,7 @@ class _Connections:
         else:
             c_laddr = client._laddr
             s_laddr = key
-            lat, bw, jitter = self._link3(c_laddr[0], key[0])
+            lat, bw, jitter = self._link3(c_laddr[0], key[0], count=True)
         c_end = _End(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw)
         s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, listener._sndbuf, lat, bw)
         c_end.peer, s_end.peer = s_end, c_end
@@ -161,13 +161,17 @@ class _Connections:
             dest._accept_datagram(payload, sock._laddr)
             return
         ip, port = key
-        lat, bw = self._link(sock._laddr[0], ip)
+        lat, bw, _ = self._link3(sock._laddr[0], ip, count=True)
         src = sock._laddr
         if src[0] == _wild(sock._family):
             src = (self.source_ip(ip, sock._family), src[1])
         delay = lat + (len(payload) / bw if bw else 0.0)
 
         copies = 1
+        if self._partitions:
+            arrival = self._partition_delay(src, key, self._now + delay)
+            if arrival != self._now + delay:
+                return  # datagrams are not held: lost across a partition
         if self._faulty:
             rule = self.faults.match("datagram", local=src, peer=key, fd=sock._fd)
             if rule is not None:
@@ -177,10 +181,6 @@ class _Connections:
                     copies = 2
                 else:
                     delay += self.rng.random() * rule.params["delay"]
-        if self._partitions:
-            arrival = self._partition_delay(src, key, self._now + delay)
-            if arrival != self._now + delay:
-                return  # datagrams are not held: lost across a partition
 
         def arrive() -> None:
             dest = self._find(sock._family, ip, port, _socket.SOCK_DGRAM, None)

@@ -219,35 +219,68 @@ class FakeNetwork(_Connections, Network):
             if not ((self._in(src, a) and self._in(dst, b)) or (self._in(src, b) and self._in(dst, a))):
                 continue
             if p["start"] <= arrive and (p["end"] is None or arrive < p["end"]):
+                i = self.faults.index(rule)
+                if i is not None:
+                    self.faults.fire(i, "partition")  # a segment held or lost
                 if p["end"] is None:
                     return None
                 arrive = p["end"]
         return arrive
 
     def _maybe_disconnect(self, end: Any, sock: Any) -> None:
-        rule = self.faults.match(
+        """After a send or recv that moved data: the disconnect rules that act
+        "at once" (neither ``after_bytes`` nor ``at``)."""
+        faults = self.faults
+        if end.reset or sock._conn in faults.cut_conns:
+            return
+        found = faults.pick(
             "data", conn=sock._conn, side=sock._side, local=sock._laddr, peer=sock._raddr,
-            fd=sock._fd, accept=lambda r: r.params["at"] is None and (
-                r.params["after_bytes"] is None or end.sent >= r.params["after_bytes"]))
-        if rule is not None:
-            self._disconnect(end, rule)
+            accept=lambda r: r.params["at"] is None and r.params["after_bytes"] is None)
+        if found is not None:
+            self._disconnect(end, found[1])
 
     def _schedule_timed_disconnects(self, end: Any, sock: Any) -> None:
-        for e, side in ((end, "client"), (end.peer, "server")):
-            if e is None:
+        """A connection was made: each ``at`` rule whose places match one of
+        its ends (the client's first) falls due at its time (at once if that
+        has passed); its window, limit and probability are decided then."""
+        faults = self.faults
+        for i, rule in enumerate(faults.plan.rules):
+            if rule.fault != "disconnect" or rule.params["at"] is None:
                 continue
-            rule = self.faults.match("data", conn=sock._conn, side=side, local=e.laddr,
-                                     peer=e.raddr, accept=lambda r: r.params["at"] is not None)
-            if rule is not None:
-                self.schedule(max(0.0, rule.params["at"] - self._now), self._disconnect, e, rule)
+            for e, side in ((end, "client"), (end.peer, "server")):
+                if e is not None and faults.places_match(i, sock._conn, side, e.laddr, e.raddr):
+                    self.schedule(max(0.0, rule.params["at"] - self._now),
+                                  self._timed_disconnect, e, rule)
+                    break
 
-    def _disconnect(self, end: Any, rule: Any) -> None:
-        """A disconnect fault: the connection is reset, or closed by one side."""
-        if end.reset:
-            return
+    def _timed_disconnect(self, end: Any, rule: Any) -> None:
+        found = self.faults.pick("data", conn=end.conn_id, side=end.side, local=end.laddr,
+                                 peer=end.raddr, accept=lambda r: r is rule)
+        if found is not None:
+            self._disconnect(end, rule)
+
+    def _disconnect(self, end: Any, rule: Any) -> bool:
+        """A disconnect fault: the connection is reset, or closed by one side.
+        It counts (and acts) only on a connection still up that no disconnect
+        rule has cut yet; True if it acted."""
+        faults = self.faults
+        conn = end.conn_id
+        if conn in faults.cut_conns:
+            return False
         target = end
         if rule.params["side"] is not None and rule.params["side"] != end.side and end.peer is not None:
             target = end.peer
+        if rule.params["mode"] == "rst":
+            live = any(e is not None and not e.reset and not e.detached for e in (target, target.peer))
+        else:
+            live = not (target.reset or target.detached or (target.rd_shut and target.wr_shut))
+        if not live:
+            return False
+        i = faults.index(rule)
+        fd = end.sock._fd if end.sock is not None else None
+        if i is None or not faults.fire(i, "data", conn, fd):
+            return False
+        faults.cut_conns.add(conn)
         if rule.params["mode"] == "rst":
             peer = target.peer
             target.receive_rst()
@@ -259,14 +292,21 @@ class FakeNetwork(_Connections, Network):
                 target.wr_shut = True
                 target.transmit()
         self.activity += 1
+        return True
 
-    def _link3(self, a: str, b: str) -> tuple[float, float | None, float]:
+    def _link3(self, a: str, b: str, count: bool = False) -> tuple[float, float | None, float]:
+        """Latency, bandwidth and jitter from *a* to *b*; *count*: a latency
+        rule that changes them counts as fired (once per connection made, once
+        per datagram sent)."""
         lat, bw = self._links.get((a, b), (self.latency, self.bandwidth))
         if self._timed_links:
-            rule = self.faults.match("link", local=(a, 0), peer=(b, 0))
-            if rule is not None:
-                p = rule.params
-                return p["latency"], (p["bandwidth"] if p["bandwidth"] else bw), p["jitter"]
+            found = self.faults.pick("link", local=(a, 0), peer=(b, 0))
+            if found is not None:
+                p = found[1].params
+                link = p["latency"], (p["bandwidth"] if p["bandwidth"] else bw), p["jitter"]
+                if count and link != (lat, bw, 0.0):
+                    self.faults.fire(found[0], "link")
+                return link
         return lat, bw, 0.0
 
     # -- identity --------------------------------------------------------
@@ -578,8 +618,6 @@ class FakeNetwork(_Connections, Network):
         for fd in x:
             if fd not in fds:
                 self._sock_for(fd)
-        if self._faulty and self.faults.match("wait") is not None:
-            raise InterruptedError(errno.EINTR, "Interrupted system call")
         if self._events:
             self._process_due()
         # (FakeSocket._sel_r/_sel_w inlined for connected streams: this runs
@@ -592,11 +630,14 @@ class FakeNetwork(_Connections, Network):
               if ((e := s._end) is not None and not s._closed
                   and (e.wr_shut or e.reset or len(e.sq) < e.scap or e.err))
               or (e is None and s._sel_w())]
+        if self._faulty and (rr or wr or timeout == 0):
+            self._signal_wait(0.0, lambda: True)  # an eintr rule's handler may raise
         if not (rr or wr) and timeout != 0:
             def ready() -> bool:
                 return any(s._sel_r() for s in rs) or any(s._sel_w() for s in ws)
 
-            self._wait(timeout, ready)
+            if not (self._faulty and self._signal_wait(timeout, ready)):
+                self._wait(timeout, ready)
             rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
             wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
         elif not (rr or wr):
@@ -645,6 +686,36 @@ class FakeNetwork(_Connections, Network):
         else:
             self._stalled = 0
         self._wait_until(float("inf") if deadline is None else deadline, ready)
+
+    def _signal_wait(self, timeout: float | None, ready: Callable[[], bool]) -> bool:
+        """An ``eintr`` rule's signal at a wait. Since PEP 475 no wait fails
+        with EINTR: a handler's exception (if the rule names one) propagates;
+        otherwise a wait that would block is woken at the next event on the
+        network, even one that readies nothing -- an early, maybe empty,
+        wake-up, counted when nothing is ready. True if the wait is over."""
+        faults = self.faults
+        if not faults.has("wait"):
+            return False
+        self._process_due()
+        if timeout is not None and timeout < 0:
+            timeout = None if timeout == -1 else 0.0
+        i = faults.signal(timeout != 0 and not ready())
+        if i is None:
+            return False
+        nxt = self._next_event_time()
+        if nxt is None or (timeout is not None and nxt >= self._now + timeout):
+            return False  # nothing happens before the wait ends: it ends as it would
+        start = self._now
+        self._advance(nxt)
+        self._process_due()
+        self._stalled = 0
+        if ready():
+            return True  # it would have woken here anyway
+        if faults.holds(i) and faults.fire(i, "wait"):
+            return True  # woken early, with nothing ready
+        # outside the rule's window by now: the wait goes on
+        self._wait(None if timeout is None else max(0.0, start + timeout - self._now), ready)
+        return True
 
     def _deadlock_report(self, why: str) -> str:
         lines = [f"deadlock on {self!r}: {why}; on a real network this would block forever.",
@@ -843,9 +914,11 @@ class _FakePoll:
         for fd in self._fds:
             if fd < _state.FAKE_FD_BASE:
                 net._sock_for(fd)
-        if net._faulty and net.faults.match("wait") is not None:
-            raise InterruptedError(errno.EINTR, "Interrupted system call")
-        net._wait(seconds, lambda: bool(self._results()))
+        def ready() -> bool:
+            return bool(self._results())
+
+        if not (net._faulty and net._signal_wait(seconds, ready)):
+            net._wait(seconds, ready)
         results = net._order(self._results())
         if net._tr is not None:
             net._tr += (5, net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results])

@@ -679,16 +679,31 @@ class FakeSocket:
         self._conn = net.new_conn_id()
         self._side = "client"
         self._trace("conn", self._fd, self._conn, "client")
-        rule = None
-        if net._faulty:
+        rule = found = None
+        if net._faulty and self._family != AF_UNIX:
+            # counted below: a failure at once, an EAGAIN if the caller sees it
+            # (a non-blocking socket)
             self._raddr = key
-            rule = self._fault("connect")
+            self._calls["connect"] += 1
+            found = net.faults.pick("connect", conn=self._conn, side=self._side, local=self._laddr,
+                                    peer=key, call=self._calls["connect"])
+            rule = found[1] if found is not None else None
         if self._family == AF_UNIX:
             if key not in net._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             listener = net._unix[key]  # None: a stale path (its socket closed)
             if listener is None or listener._state != "listening" or listener._type != self._type:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
+            if net._faulty:
+                # only refuse and eagain apply to a Unix-socket connect (no SYN to time out)
+                self._calls["connect"] += 1
+                found = net.faults.pick("connect", conn=self._conn, side=self._side,
+                                        local=self._laddr, peer=key, call=self._calls["connect"],
+                                        accept=lambda r: r.fault in ("refuse", "eagain"))
+                rule = found[1] if found is not None else None
+                if rule is not None and rule.fault == "refuse":
+                    net.faults.fire(found[0], "connect", self._conn, self._fd)
+                    raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if listener._queue_full():
                 if self._timeout == 0.0:
                     raise _blocking()
@@ -696,6 +711,11 @@ class FakeSocket:
                           self._timeout, "connect()")
             self._raddr = key
             net._establish(self, listener, None, key, sync=True)
+            # a spurious EAGAIN: connected, but a non-blocking caller is told EAGAIN
+            if found is not None and self._timeout == 0.0:
+                net.faults.fire(found[0], "connect", self._conn, self._fd)
+                self._announced = False  # the next connect() says 0
+                return True
             return False
         ip, port = key
         self._autobind(ip)
@@ -705,14 +725,19 @@ class FakeSocket:
         token = self._connect_token
         lat, _ = net._link(self._laddr[0], ip)
         net.activity += 1
-        if rule is not None and rule.fault != "eagain":
+        if found is not None and found[1].fault != "eagain":
             code = {"refuse": errno.ECONNREFUSED, "unreachable": errno.EHOSTUNREACH,
-                    "connect_timeout": errno.ETIMEDOUT}[rule.fault]
+                    "connect_timeout": errno.ETIMEDOUT}[found[1].fault]
             delay = float(sum(SYN_RETRIES)) if code == errno.ETIMEDOUT else 2 * lat
+            # counted now: the connect's fate is sealed (and its limit spent)
+            net.faults.fire(found[0], "connect", self._conn, self._fd)
             net.schedule(delay, net._connect_failed, self, token, code)
             return False
         net._send_syn(self, key, token, 0, lat)
-        return rule is not None and self._timeout == 0.0
+        if found is not None and self._timeout == 0.0:
+            net.faults.fire(found[0], "connect", self._conn, self._fd)
+            return True
+        return False
 
     # -- stream I/O -----------------------------------------------------------------------
     def send(self, data: Any, flags: int = 0) -> int:
@@ -789,24 +814,34 @@ class FakeSocket:
             if space > 0:
                 break
             self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags)
-        n = min(len(view), space)
+        n = whole = min(len(view), space)
         if rule is not None and rule.fault == "partial_send":
-            n = net.faults.size(rule, n)
+            n = net.faults.size(rule, n, commit=False)
+        cut = None
         if net._disconnects and n:
-            # a disconnect "after n bytes" cuts the stream at exactly n bytes
-            left = net.faults.budget(conn=self._conn, side=self._side, local=self._laddr,
-                                     peer=self._raddr, sent=end.sent)
-            if left is not None and left < n:
-                n = left
-                if n == 0:
-                    net._maybe_disconnect(end, self)
-                    raise _oserror(errno.ECONNRESET) if end.reset else BrokenPipeError(
-                        errno.EPIPE, _strerror(errno.EPIPE))
+            # a disconnect "after k bytes" cuts the stream at exactly k bytes
+            cut = net.faults.cut(conn=self._conn, side=self._side, local=self._laddr,
+                                 peer=self._raddr, sent=end.sent, n=n)
+            if cut is not None and cut[1] == 0:
+                net._disconnect(end, cut[0])
+                cut = None
+                if end.err:
+                    code, end.err = end.err, 0
+                    raise _oserror(code)
+                if end.wr_shut or end.reset:
+                    raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
+            elif cut is not None and cut[1] < n:
+                n = cut[1]
+                rule = None  # cut shorter by the disconnect: the partial send shows nothing
+        if n < whole and rule is not None and rule.fault == "partial_send":
+            net.faults.fire(net.faults.index(rule), "send", self._conn, self._fd)
         end.sq += view[:n]
         end.sent += n
         end.transmit()
         net.activity += 1
-        if net._disconnects:
+        if cut is not None:
+            net._disconnect(end, cut[0])
+        elif net._disconnects:
             net._maybe_disconnect(end, self)
         return n
 
@@ -872,7 +907,8 @@ class FakeSocket:
         while True:
             if end.rbuf:
                 if rule is not None and rule.fault == "short_read":
-                    bufsize = net.faults.size(rule, min(bufsize, len(end.rbuf)))
+                    bufsize = net.faults.size(rule, min(bufsize, len(end.rbuf)), conn=self._conn,
+                                              fd=self._fd)
                 data = bytes(end.rbuf[:bufsize])
                 if not peek:
                     del end.rbuf[:bufsize]

@@ -188,7 +188,7 @@ class EpollPoller:
         # default would stop at 1023)
         events = ep.poll(timeout, max(len(reg), 1))
         if session is not None:
-            session.wait_end()
+            session.wait_end(bool(events))
             flat = session.flat
             if flat is not None:
                 flat += (5, session.elapsed(), "ready", -1, [fd for fd, _ in events],

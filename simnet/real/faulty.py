@@ -12,8 +12,10 @@ short_read      ``recv()`` asks the kernel for at most ``max_bytes`` (None: a
 eagain          ``recv``/``send``/``accept`` raise BlockingIOError(EAGAIN)
                 without calling the kernel; ``connect`` really starts the
                 connection but reports EAGAIN (asyncore: in progress)
-eintr           the loop's wait (``net.select``, the poll object's ``poll``,
-                ``EpollPoller``) raises InterruptedError
+eintr           a signal during the loop's wait (``net.select``, the poll
+                object's ``poll``, ``EpollPoller``): as on Python >= 3.5 (PEP
+                475) no EINTR reaches the program; the wait returns at once,
+                maybe empty, or raises the rule's ``exception``
 disconnect      ``rst``: SO_LINGER(1, 0) and the kernel socket is closed, so
                 the peer gets a real RST (see *Resets* below); ``fin``:
                 ``shutdown(SHUT_WR)`` on the kernel socket. ``after_bytes``
@@ -194,6 +196,8 @@ class RealSession:
         self._pending: dict[Any, list[FaultySocket]] = {}
         self._timed: list[tuple[float, int, FaultySocket, Rule]] = []
         self._seq = itertools.count()
+        self._signal: int | None = None  # an eintr rule whose signal cut the current wait
+        self._decided: set[tuple[Any, int]] = set()  # (conn, rule id): timed disconnects decided
         self._dead: dict[int, _socket.socket] = {}
         self._live: weakref.WeakSet[FaultySocket] = weakref.WeakSet()
         self._index()
@@ -360,7 +364,17 @@ class RealSession:
             _, _, sock, rule = heapq.heappop(timed)
             if sock._closed or sock._cut:
                 continue
-            sock._disconnect_if(lambda r, rule=rule, sock=sock: r is rule and sock._can_cut(r))
+            # decided once per connection, on the first end whose places match
+            # (as on the fake network): one probability draw, one count
+            key = (sock._conn, id(rule))
+            i = self.faults.index(rule)
+            if key in self._decided or i is None or not sock._can_cut(rule):
+                continue
+            local, peer = sock._addrs() if "data" in self.addr_ops else (None, None)
+            if not self.faults.places_match(i, sock._conn, sock._side, local, peer):
+                continue
+            self._decided.add(key)
+            sock._disconnect_if(lambda r, rule=rule: r is rule)
 
     def _bound(self, timeout: float | None) -> float | None:
         """*timeout* (seconds, None: forever) cut to the next timed disconnect."""
@@ -370,16 +384,31 @@ class RealSession:
         return left if timeout is None or timeout < 0 or left < timeout else timeout
 
     def wait_begin(self, timeout: float | None) -> float | None:
-        """Before the loop waits: EINTR, due disconnects; returns the timeout."""
-        if self.on_wait and self.faults.match("wait") is not None:
-            raise InterruptedError(errno.EINTR, "Interrupted system call")
+        """Before the loop waits: an eintr rule's signal, due disconnects;
+        returns the timeout.
+
+        Since PEP 475 no wait fails with EINTR: a rule naming an exception
+        raises it (its handler's); otherwise the signal wakes the wait early
+        -- it returns at once with what is ready, maybe nothing -- and counts
+        if nothing was (see :meth:`wait_end`)."""
+        self._signal = None
+        if self.on_wait:
+            would_block = timeout is None or timeout < 0 or timeout > 0
+            self._signal = self.faults.signal(would_block)
+            if self._signal is not None:
+                timeout = 0.0
         if self._timed:
             self.fire_due()
             timeout = self._bound(timeout)
         return timeout
 
-    def wait_end(self) -> None:
-        """After the loop waited: the disconnects that fell due meanwhile."""
+    def wait_end(self, ready: bool = True) -> None:
+        """After the loop waited (*ready*: something was): an early wake-up
+        counts if it returned nothing; the disconnects that fell due."""
+        if self._signal is not None:
+            if not ready and self.faults.holds(self._signal):
+                self.faults.fire(self._signal, "wait")
+            self._signal = None
         if self._timed:
             self.fire_due()
 
@@ -389,8 +418,8 @@ class RealSession:
         if self.on_wait or self._timed:
             timeout = self.wait_begin(timeout)
         rr, wr, xr = select(r, w, x, timeout)
-        if self._timed:
-            self.fire_due()
+        if self.on_wait or self._timed:
+            self.wait_end(bool(rr or wr or xr))
         flat = self.flat
         if flat is not None:
             flat += (5, _monotonic() - self.start, "ready", -1, rr, wr)
@@ -425,7 +454,7 @@ class FaultyPoll:
         if bounded is not None and bounded != seconds:
             timeout = max(0, int(bounded * 1000 + 0.999))
         results = self._poll.poll(timeout)
-        st.wait_end()
+        st.wait_end(bool(results))
         flat = st.flat
         if flat is not None:
             flat += (5, _monotonic() - st.start, "ready", -1, [fd for fd, _ in results],
@@ -704,19 +733,24 @@ class FaultySocket:
                 raise self._reset_error(True)
             n = size
             if rule is not None and rule.fault == "partial_send":
-                n = st.faults.size(rule, n)
+                n = st.faults.size(rule, n, commit=False)
+            cut = None
             if st.on_data and n and self._stream and not self._cut:
+                # a disconnect "after k bytes" cuts the stream at exactly k bytes
                 local, peer = self._addrs() if "data" in st.addr_ops else (None, None)
-                left = st.faults.budget(conn=self._conn, side=self._side, local=local,
-                                        peer=peer, sent=self._sent)
-                if left is not None and left < n:
-                    if left == 0:
-                        # at the limit already: the disconnect acts now
-                        self._check_disconnect()
-                        if self._reset:
-                            raise self._reset_error(True)
-                    else:
-                        n = left
+                cut = st.faults.cut(conn=self._conn, side=self._side, local=local,
+                                    peer=peer, sent=self._sent, n=n)
+                if cut is not None and cut[1] == 0:
+                    # at the mark already: the disconnect acts now
+                    self._apply_disconnect(cut[0])
+                    cut = None
+                    if self._reset:
+                        raise self._reset_error(True)
+                elif cut is not None and cut[1] < n:
+                    n = cut[1]
+                    rule = None  # cut shorter by the disconnect: the partial send shows nothing
+            if n < size and rule is not None and rule.fault == "partial_send":
+                st.faults.fire(st.faults.index(rule), "send", self._conn, self._fd)
             taken = kernel(view[:n]) if n < size else kernel(data)
         except OSError as exc:
             st.record_io("send", self._fd, size, error_name(exc), 0)
@@ -724,7 +758,11 @@ class FaultySocket:
         self._sent += taken
         if st.flat is not None:
             st.record_io("send", self._fd, size, taken, bytes(view[:taken]))
-        if st.on_data and self._stream:
+        if cut is not None:
+            if taken == n:
+                self._apply_disconnect(cut[0])
+            # else: the kernel took less; the mark is reached by a later send
+        elif st.on_data and self._stream:
             self._check_disconnect()
         return taken
 
@@ -788,9 +826,7 @@ class FaultySocket:
                     return eof
                 # what had arrived before the reset is still delivered first
                 if rule is not None and rule.fault == "short_read":
-                    limit = rule.params["max_bytes"]
-                    n = min(asked, limit) if limit is not None else st.faults.size(
-                        rule, min(asked, len(left)))
+                    n = st.faults.size(rule, min(asked, len(left)), conn=self._conn, fd=self._fd)
                 chunk = bytes(left[:n])
                 del left[:n]
                 if view is None:
@@ -819,10 +855,8 @@ class FaultySocket:
 
     def _short(self, rule: Rule, asked: int) -> int:
         """How much a short_read lets the kernel return: ``max_bytes``, or a
-        random part of what is buffered."""
-        limit = rule.params["max_bytes"]
-        if limit is not None:
-            return min(limit, asked)
+        random part of what is buffered (counted when that is less than the
+        kernel would return)."""
         buffered = asked
         if _ioctl is not None:
             try:
@@ -832,7 +866,7 @@ class FaultySocket:
                 pass
         if buffered <= 0:
             return asked  # nothing buffered: let the kernel say so
-        return self._st.faults.size(rule, min(asked, buffered))
+        return self._st.faults.size(rule, min(asked, buffered), conn=self._conn, fd=self._fd)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -876,12 +910,11 @@ class FaultySocket:
         """After a data operation: the untimed disconnect rules that match."""
         if self._cut:
             return
-        sent = self._sent
 
         def ready(rule: Rule) -> bool:
+            # "at once" rules; an after_bytes rule acts in the send reaching its mark
             p = rule.params
-            return (p["at"] is None and (p["after_bytes"] is None or sent >= p["after_bytes"])
-                    and self._can_cut(rule))
+            return p["at"] is None and p["after_bytes"] is None and self._can_cut(rule)
 
         self._disconnect_if(ready)
 
@@ -890,9 +923,19 @@ class FaultySocket:
         local = peer = None
         if "data" in st.addr_ops:
             local, peer = self._addrs()
-        rule = st.faults.match("data", conn=self._conn, side=self._side, local=local,
-                               peer=peer, fd=self._fd, accept=accept)
-        if rule is None:
+        found = st.faults.pick("data", conn=self._conn, side=self._side, local=local,
+                               peer=peer, accept=accept)
+        if found is not None:
+            self._apply_disconnect(found[1])
+
+    def _apply_disconnect(self, rule: Rule) -> None:
+        """Cut this socket's connection as *rule* says; counted only if the
+        connection is still up and no disconnect rule has cut it yet."""
+        if self._cut or self._closed:
+            return
+        st = self._st
+        i = st.faults.index(rule)
+        if i is None or not st.faults.fire(i, "data", self._conn, self._fd):
             return
         target = self
         side = rule.params["side"]
@@ -907,6 +950,9 @@ class FaultySocket:
     def finish(self) -> None:
         """A FIN disconnect: ``shutdown(SHUT_WR)`` on the kernel socket."""
         self._cut = True
+        peer = self._peer
+        if peer is not None:
+            peer._cut = True  # a connection is cut once
         if self._reset or self._closed:
             return
         try:
@@ -934,6 +980,9 @@ class FaultySocket:
                 pass
         timeout = sock.gettimeout()
         inheritable = sock.get_inheritable()
+        # (a timeout-mode socket would wait for readiness despite MSG_DONTWAIT;
+        # this one is about to be closed, so it need not block any more)
+        sock.setblocking(False)
         # Closing discards what the kernel has buffered for reading; a reset
         # socket would still deliver it first, so keep it for recv().
         left = bytearray()
