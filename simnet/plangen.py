@@ -55,15 +55,14 @@ BOUNDS: dict[str, tuple[str, ...]] = {
 
 #: fault -> the *where* keys drawn for it: those that mean something for
 #: its operation (a connect has no "k-th call" worth drawing, a link no side).
-#: ``disconnect`` takes no ``window`` (nor ``call``) while an ``after_bytes``
-#: disconnect holds sends back outside its window without ever firing
-#: (issue 15.1): that stalls every connection, a fault nobody survives.
+#: ``disconnect`` takes no ``call`` (the plan validator rejects it); its
+#: ``window`` is decided at the send that reaches ``after_bytes``.
 WHERE_FOR: dict[str, tuple[str, ...]] = {
     "partial_send": ("side", "call", "limit", "probability", "conn", "window", "port"),
     "short_read": ("side", "call", "limit", "probability", "conn", "window", "port"),
     "eagain": ("side", "call", "limit", "probability", "conn", "window", "port"),
     "eintr": ("limit", "probability", "window"),
-    "disconnect": ("side", "limit", "probability", "conn", "port"),
+    "disconnect": ("side", "limit", "probability", "conn", "window", "port"),
     "refuse": ("limit", "probability", "conn", "window", "port"),
     "connect_timeout": ("limit", "probability", "conn", "window", "port"),
     "unreachable": ("limit", "probability", "conn", "window", "port"),
