@@ -1304,8 +1304,12 @@ class _Progress:
     """Explore's progress: a bar on a terminal; elsewhere (a CI log, a pipe)
     a line every *every* seconds and one at the end."""
 
-    def __init__(self, total: int, every: float, stream: Any = None) -> None:
+    def __init__(self, total: int, every: float, stream: Any = None, where: str = "exploring",
+                 tasks: int | None = None) -> None:
         self.total = total
+        self.where = where
+        self.tasks = tasks  # with a total of tasks (a cluster run), count them: one call each
+        self.tasks_done = 0
         self.every = every
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -1314,14 +1318,16 @@ class _Progress:
         self.failures = 0
         self.bar: Any = None
         if self.tty:
-            self.bar = click.progressbar(length=total, label="exploring", file=self.stream,
+            self.bar = click.progressbar(length=total, label=where, file=self.stream,
                                          show_pos=True)
             self.bar.__enter__()
 
     def __call__(self, done: int, total: int, failures: int) -> None:
         step, self.done, self.failures = done - self.done, done, failures
+        self.tasks_done += 1
         if self.bar is not None:
-            self.bar.label = f"exploring ({failures} failure{'s' if failures != 1 else ''})"
+            self.bar.label = (f"{self.where} ({failures} failure{'s' if failures != 1 else ''}"
+                              f"{self._tasks()})")
             self.bar.update(step)
             return
         now = time.monotonic()
@@ -1331,9 +1337,12 @@ class _Progress:
 
     def _line(self, now: float) -> None:
         rate = self.done / (now - self.start) if now > self.start else 0.0
-        click.echo(f"exploring: {self.done}/{self.total} runs, {self.failures} distinct "
-                   f"failure{'s' if self.failures != 1 else ''}, {rate:.0f} runs/s",
+        click.echo(f"{self.where}: {self.done}/{self.total} runs{self._tasks()}, {self.failures} "
+                   f"distinct failure{'s' if self.failures != 1 else ''}, {rate:.0f} runs/s",
                    file=self.stream)
+
+    def _tasks(self) -> str:
+        return f", {self.tasks_done}/{self.tasks} tasks" if self.tasks else ""
 
     def close(self) -> None:
         if self.bar is not None:
@@ -1361,8 +1370,13 @@ class _Progress:
               help="Where the traces of failures go (default: a new temporary directory).")
 @click.option("--progress-every", type=_FiniteSeconds(), default=5.0, show_default=True,
               metavar="SECONDS", help="When not on a terminal: a progress line this often.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on the Dask cluster of this scheduler (needs simnet[distributed]).")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run the I-th of N disjoint slices of the seeds (a CI matrix of N jobs).")
 def explore(scenario: str, seeds: int, jobs: int, kinds: str | None, max_rules: int,
-            permanent: bool, stop: bool, trace_dir: str | None, progress_every: float) -> None:
+            permanent: bool, stop: bool, trace_dir: str | None, progress_every: float,
+            scheduler: str | None = None, shard: str | None = None) -> None:
     """Run MODULE:FUNCTION -- a function `scenario(net)` that raises when the
     program misbehaves -- under many seeds and random fault plans, on all
     the cores asked for. The plans are transient: every fault that could stop
@@ -1372,9 +1386,12 @@ def explore(scenario: str, seeds: int, jobs: int, kinds: str | None, max_rules: 
     with its seed, how often it was seen and a replay command; a few traces
     of each are written. The program's own output is captured, and counted.
 
-    Exit status 0: no failure found; 1: failures found; 2: bad input.
+    Exit status 0: no failure found; 1: failures found; 2: bad input. For
+    runs across machines, --scheduler tcp://HOST:PORT runs the search on a
+    Dask cluster, and --shard I/N splits it over the jobs of a CI matrix.
     """
     from simnet import explore as explore_mod
+    from simnet.distributed import ClusterError
 
     try:
         lookup_scenario(scenario)
@@ -1394,16 +1411,26 @@ def explore(scenario: str, seeds: int, jobs: int, kinds: str | None, max_rules: 
             trace_dir = explore_mod.check_trace_dir(trace_dir)
         except ValueError as exc:
             raise InputError(f"--trace-dir: {exc}") from None
-    bar = _Progress(seeds, progress_every)
+    client = _explore_cluster(scheduler, jobs, shard)  # None unless --scheduler
+    if client is not None:
+        bar = _Progress(seeds, progress_every, where=f"exploring on {scheduler}",
+                        tasks=len(explore_mod.chunks(seeds)))
+    else:
+        bar = _Progress(seeds, progress_every)
     stats: dict[str, Any] = {}
     try:
         failures = explore_mod.explore(scenario, seeds=seeds, jobs=jobs, faults=faults,
                                        max_rules=max_rules, stop=stop, trace_dir=trace_dir,
-                                       permanent=permanent, progress=bar, stats=stats)
+                                       permanent=permanent, progress=bar, stats=stats,
+                                       scheduler=client, shard=shard)
     except ValueError as exc:
+        raise InputError(str(exc)) from None
+    except ClusterError as exc:  # the cluster could not run it
         raise InputError(str(exc)) from None
     finally:
         bar.close()
+        if client is not None:
+            client.close()
     runs = stats.get("runs", seeds)
     if stats.get("output_lines"):
         top = next(iter(stats["output"].items()), None)
@@ -1418,6 +1445,27 @@ def explore(scenario: str, seeds: int, jobs: int, kinds: str | None, max_rules: 
     for i, failure in enumerate(failures, 1):
         click.echo(f"\n{i}. " + failure.describe())
     click.get_current_context().exit(1)
+
+
+def _explore_cluster(scheduler: str | None, jobs: int, shard: str | None) -> Any:
+    """Check ``explore``'s --shard and --scheduler; a ``distributed.Client``
+    connected to the scheduler, or None without --scheduler."""
+    from simnet import distributed
+
+    if shard is not None:
+        try:
+            distributed.parse_shard(shard)
+        except ValueError as exc:
+            raise InputError(f"--shard: {exc}") from None
+    if scheduler is None:
+        return None
+    if jobs != 1:
+        raise InputError("-j/--jobs is for local runs; with --scheduler the cluster's "
+                         "workers set the parallelism")
+    try:
+        return distributed.connect(scheduler)[0]
+    except (distributed.MissingExtra, distributed.ClusterError, ValueError) as exc:
+        raise InputError(f"--scheduler: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

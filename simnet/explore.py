@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import logging
 import multiprocessing
@@ -414,7 +415,8 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
             trace_dir: str | None = None, permanent: bool = False,
             progress: Callable[[int, int, int], None] | None = None,
             map_chunks: Callable[..., Iterable[ChunkResult]] | None = None,
-            stats: dict[str, Any] | None = None) -> list[Failure]:
+            stats: dict[str, Any] | None = None,
+            scheduler: Any = None, shard: str | tuple[int, int] | None = None) -> list[Failure]:
     """Run *scenario* on seeds 0 .. *seeds* - 1, each under a random plan;
     return the distinct failures, each shrunk, smallest plan first.
 
@@ -432,9 +434,15 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
     :class:`ChunkResult`), in any order. *stats*, if given, receives
     ``runs`` and the program's output counts.
 
-    The result does not depend on *jobs*, *map_chunks* or the order chunks
-    finish in (without *stop*): each failure is the one of its smallest
-    failing seed, shrunk in this process.
+    *scheduler* (``"tcp://HOST:PORT"`` or a ``distributed.Client``) runs the
+    chunks, and the shrinking of each distinct failure, on a Dask cluster
+    instead (see :mod:`simnet.distributed`). *shard* ``"I/N"`` (or
+    ``(I, N)``) runs seeds (I-1)*seeds .. I*seeds - 1 instead: N runs with
+    shards 1/N .. N/N cover N times the seeds with no overlap.
+
+    The result does not depend on *jobs*, *map_chunks*, *scheduler* or the
+    order chunks finish in (without *stop*): each failure is the one of its
+    smallest failing seed, shrunk the same way wherever it is shrunk.
     """
     name = scenario if isinstance(scenario, str) else scenario_name(scenario)
     load_scenario(name)  # fail early, with a clear message, on a bad name
@@ -459,13 +467,28 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
     jobs = jobs or os.cpu_count() or 1
     settings = {"faults": faults, "max_rules": max_rules, "permanent": permanent}
     task = _Task(name, **settings)
+    tasks = chunks(seeds)
+    if shard is not None:  # the I-th block of *seeds* seeds
+        from simnet.distributed import parse_shard
+
+        shard_i, _ = parse_shard(shard)
+        tasks = [(first + (shard_i - 1) * seeds, count) for first, count in tasks]
+    if scheduler is not None:
+        from simnet import distributed
+
+        if map_chunks is not None:
+            raise ValueError("give scheduler or map_chunks, not both")
+        if jobs != 1:
+            raise ValueError(f"jobs={jobs!r} is for local runs; with a scheduler the cluster's "
+                             "workers set the parallelism")
+        map_chunks = distributed.map_chunks(scheduler)
     runner = map_chunks or _pool_map(jobs)
     examples: dict[str, list[Found]] = {}
     seen: collections.Counter[str] = collections.Counter()
     output: collections.Counter[str] = collections.Counter()
     lines = 0
     done = 0
-    results = runner(task, chunks(seeds))
+    results = runner(task, tasks)
     try:
         for chunk in results:
             done += chunk.runs
@@ -486,8 +509,12 @@ def explore(scenario: str | Callable[..., Any], *, seeds: int = 100, jobs: int =
         if close is not None:
             close()
     failures = []
-    for key, kept in examples.items():
-        shrunk = shrink_failure(name, kept[0], **settings)
+    shrink = functools.partial(shrink_failure, name, **settings)
+    if scheduler is not None and examples:  # each on a worker, results in order
+        shrunk_all = distributed.call_each(scheduler, shrink, [(kept[0],) for kept in examples.values()])
+    else:
+        shrunk_all = [shrink(kept[0]) for kept in examples.values()]
+    for (key, kept), shrunk in zip(examples.items(), shrunk_all):
         as_found = [trace_failure(name, e) for e in kept[:TRACES_PER_FAILURE - 1]]
         failures.append(Failure(name, shrunk.seed, FaultPlan(shrunk.plan), shrunk.error,
                                 count=seen[key], key=key, output=shrunk.output,

@@ -68,12 +68,26 @@ def _pos_int(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    import argparse
+
+    from simnet.distributed import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("simnet", "simnet: simulated networks and fault injection")
     group.addoption("--simnet-seed", type=_nonneg_int, default=None, metavar="N",
                     help="seed of every fake network (default: derived from each test's id)")
     group.addoption("--simnet-seeds", type=_pos_int, default=1, metavar="K",
                     help="run each fake-network test under K seeds")
+    group.addoption("--simnet-shard", type=_shard, default=None, metavar="I/N",
+                    help="with --simnet-seeds K: run the I-th of N disjoint slices of K seeds "
+                         "(a CI matrix of N jobs runs N*K seeds per test, none twice)")
     group.addoption("--simnet-backend", choices=("fake", "real", "both"), default="both",
                     help="which networks the `net` fixture runs a test on (default: both)")
     group.addoption("--simnet-trace-dir", default=None, metavar="DIR",
@@ -118,10 +132,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = ["fake", "real"] if backend == "both" else [backend]
         metafunc.parametrize("net", backends, indirect=True, ids=backends)
     seeds = config.getoption("--simnet-seeds")
-    if seeds > 1 and ("fake_net" in metafunc.fixturenames or "net" in metafunc.fixturenames):
+    shard = config.getoption("--simnet-shard")
+    if (seeds > 1 or shard) and ("fake_net" in metafunc.fixturenames or "net" in metafunc.fixturenames):
         base = config.getoption("--simnet-seed")
         if base is None:
             base = seed_for(_base_nodeid(metafunc.definition.nodeid))
+        if shard:  # shard I/N: the I-th block of K seeds
+            base += (shard[0] - 1) * seeds
         metafunc.parametrize("simnet_seed", [base + i for i in range(seeds)],
                              indirect=True, ids=[f"seed{base + i}" for i in range(seeds)])
 
