@@ -15,6 +15,7 @@ import socket as _socket
 from typing import Any, Iterator
 
 from simnet import _state
+from simnet.fakesock import pollers
 
 _PATCHED = ("socket", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "getfqdn")
 
@@ -114,9 +115,11 @@ def patch_socket_module(net: Any) -> Iterator[Any]:
     _socket.gethostbyname = gethostbyname  # type: ignore[assignment]
     _socket.gethostbyname_ex = gethostbyname_ex  # type: ignore[assignment]
     _socket.getfqdn = getfqdn  # type: ignore[assignment]
+    pollers.install(net)
     try:
         yield net
     finally:
+        pollers.uninstall(net)
         for name, value in saved.items():
             setattr(_socket, name, value)
         _select.select = saved_select  # type: ignore[assignment]
