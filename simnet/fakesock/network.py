@@ -819,18 +819,22 @@ class FakeNetwork(_Connections, Network):
         return self._now - start
 
     # -- unmodified blocking clients ---------------------------------------------------
-    def patch(self) -> Any:
-        """A context in which the ``socket`` module talks to this network.
+    def patch(self, *, time: bool = False) -> Any:
+        """A context in which the program's world is this network.
 
         Inside it ``socket.socket``, ``socket.create_connection``,
-        ``socket.getaddrinfo``, ``gethostbyname`` and ``getfqdn`` go to the
-        fake network, so stdlib clients (``smtplib``, ``ftplib``, ``poplib``,
-        ``http.client``) run on it unmodified, single-threaded: their
-        blocking calls run the simulation.
+        ``socket.socketpair``, ``socket.getaddrinfo``, ``gethostbyname`` and
+        ``getfqdn`` go to the fake network, and ``select.select``,
+        ``select.poll``, ``select.epoll`` and the ``selectors`` wait on it, so
+        stdlib clients (``smtplib``, ``ftplib``, ``poplib``, ``http.client``)
+        and programs with their own loops run on it unmodified,
+        single-threaded: their blocking calls run the simulation. With
+        ``time=True`` the ``time`` module's clocks read the virtual clock and
+        ``time.sleep`` runs the simulation (see :mod:`simnet.fakesock.clock`).
         """
         from simnet.fakesock.patch import patch_socket_module
 
-        return patch_socket_module(self)
+        return patch_socket_module(self, time=time)
 
 
 class _FakePoll:

@@ -15,7 +15,7 @@ import socket as _socket
 from typing import Any, Iterator
 
 from simnet import _state
-from simnet.fakesock import pollers
+from simnet.fakesock import clock, pollers
 
 _PATCHED = ("socket", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "getfqdn")
 
@@ -38,8 +38,11 @@ def _port_number(port: Any) -> int:
 
 
 @contextlib.contextmanager
-def patch_socket_module(net: Any) -> Iterator[Any]:
-    """Patch the ``socket`` module's constructors and resolvers to use *net*."""
+def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
+    """Patch the ``socket`` module's constructors and resolvers, the pollers
+    (and with *time*, the clocks) to use *net*."""
+    if not isinstance(time, bool):
+        raise TypeError(f"net.patch(): time must be True or False, got {time!r}")
     saved = {name: getattr(_socket, name) for name in _PATCHED}
 
     def fake_socket(family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None) -> Any:
@@ -116,9 +119,13 @@ def patch_socket_module(net: Any) -> Iterator[Any]:
     _socket.gethostbyname_ex = gethostbyname_ex  # type: ignore[assignment]
     _socket.getfqdn = getfqdn  # type: ignore[assignment]
     pollers.install(net)
+    if time:
+        clock.install(net)
     try:
         yield net
     finally:
+        if time:
+            clock.uninstall(net)
         pollers.uninstall(net)
         for name, value in saved.items():
             setattr(_socket, name, value)

@@ -159,14 +159,33 @@ def _timeout_number(timeout: Any) -> float | None:
 
 def _network_poll(net: Any, ms: float | None, results: Callable[[], list]) -> list:
     """Wait as the network's own ``poll()`` does (EINTR faults, idle-pass
-    accounting, pumps, tracing), with *results* as the readiness answer."""
+    accounting, tracing), with *results* as the readiness answer.
+
+    Inside a pump step (``net.add_pump``) the world is paused while the step
+    runs, so the poll does not wait: it answers what is ready now, and when
+    the step asked for a timeout, the network wakes the loop again when that
+    timeout would have ended (an event at that virtual time), as the real
+    loop would have woken up."""
     from simnet.fakesock.network import _FakePoll
 
     class _Waiter(_FakePoll):
         def _results(self) -> list[tuple[int, int]]:
             return results()
 
+    if net._pumping and ms != 0:
+        if ms is not None and ms > 0:
+            _wake_at(net, net._now + ms / 1000.0)
+        ms = 0
     return _Waiter(net).poll(ms)
+
+
+def _wake_at(net: Any, when: float) -> None:
+    """Make sure something happens on *net* at virtual time *when* (once)."""
+    pending = net.__dict__.setdefault("_pump_wakeups", set())
+    if when in pending:
+        return
+    pending.add(when)
+    net.schedule(when - net._now, pending.discard, when)
 
 
 def _mixed(call: str, net: Any) -> ValueError:
