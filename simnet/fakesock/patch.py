@@ -15,7 +15,7 @@ import socket as _socket
 from typing import Any, Iterator
 
 from simnet import _state
-from simnet.fakesock import clock, pollers
+from simnet.fakesock import clock, pollers, sendfile
 
 _PATCHED = ("socket", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "getfqdn")
 
@@ -119,6 +119,7 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
     _socket.gethostbyname_ex = gethostbyname_ex  # type: ignore[assignment]
     _socket.getfqdn = getfqdn  # type: ignore[assignment]
     pollers.install(net)
+    sendfile.install(net)
     if time:
         clock.install(net)
     try:
@@ -126,6 +127,7 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
     finally:
         if time:
             clock.uninstall(net)
+        sendfile.uninstall(net)
         pollers.uninstall(net)
         for name, value in saved.items():
             setattr(_socket, name, value)

@@ -378,8 +378,10 @@ class epoll:
 
     @classmethod
     def fromfd(cls, fd: int) -> epoll:
-        """An epoll object for descriptor *fd* (sharing the registrations of
-        the fake epoll that owns it)."""
+        """An epoll object that owns descriptor *fd*. When *fd* is the
+        descriptor of a fake epoll of this process, the two share its
+        registrations (as two objects on one kernel epoll do); a duplicate
+        (``os.dup``) is not recognised and starts with no fake registrations."""
         self = cls.__new__(cls)
         self._real = REAL_EPOLL.fromfd(fd)
         shared = _sets.get(fd)
