@@ -15,7 +15,7 @@ import socket as _socket
 from typing import Any, Iterator
 
 from simnet import _state
-from simnet.fakesock import clock, pollers, sendfile
+from simnet.fakesock import clock, fakessl, pollers, sendfile
 
 _PATCHED = ("socket", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "getfqdn")
 
@@ -120,6 +120,7 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
     _socket.getfqdn = getfqdn  # type: ignore[assignment]
     pollers.install(net)
     sendfile.install(net)
+    fakessl.install(net)
     if time:
         clock.install(net)
     try:
@@ -127,6 +128,7 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
     finally:
         if time:
             clock.uninstall(net)
+        fakessl.uninstall(net)
         sendfile.uninstall(net)
         pollers.uninstall(net)
         for name, value in saved.items():
