@@ -337,3 +337,20 @@ def test_a_socketpair_waker_in_a_map_of_fake_sockets():
         assert net.time() == pytest.approx(3.0)
         waker.wsock.close()
         simnet.close_all(m)
+
+
+def test_what_cannot_be_served_says_so():
+    early = selectors.DefaultSelector()  # made before the patch: a kernel epoll
+    try:
+        with FakeNetwork(seed=1) as net, net.patch():
+            a, b = socket.socketpair()
+            with pytest.raises(ValueError, match="made before net.patch"):
+                early.register(a, selectors.EVENT_READ)
+            with pytest.raises(OSError, match="fake socket's number"):
+                socket.socket(fileno=a.fileno())
+            with pytest.raises(OSError, match="cannot be duplicated"):
+                socket.fromfd(a.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+            a.close()
+            b.close()
+    finally:
+        early.close()

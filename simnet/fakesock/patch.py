@@ -10,6 +10,7 @@ blocking calls run it, single-threaded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import select as _select
 import socket as _socket
 from typing import Any, Iterator
@@ -47,8 +48,12 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
 
     def fake_socket(family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None) -> Any:
         if fileno is not None:
-            # a socket around an existing kernel descriptor (socketpair(),
-            # fromfd()) stays real
+            # a socket around an existing kernel descriptor stays real; a fake
+            # socket's number is no kernel descriptor
+            if isinstance(fileno, int) and fileno >= _state.FAKE_FD_BASE:
+                raise OSError(errno.EBADF, f"socket.socket(fileno={fileno}): that is a fake "
+                              "socket's number, not a kernel descriptor; fake sockets cannot be "
+                              "re-wrapped by number (pass the socket object itself)")
             return saved["socket"](family, type, proto, fileno)
         return net.socket(family, type, proto)
 

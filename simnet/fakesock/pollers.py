@@ -582,6 +582,8 @@ def install(net: Any) -> None:
         "EpollSelector": (selectors.EpollSelector.__dict__.get("_selector_cls")
                           if hasattr(selectors, "EpollSelector") else None),
         "SelectSelector": selectors.SelectSelector.__dict__.get("_select"),
+        "register": selectors._PollLikeSelector.__dict__["register"],  # type: ignore[attr-defined]
+        "fromfd": _socket.fromfd,
     }
     _saved.append(saved)
     _active.append(net)
@@ -599,6 +601,27 @@ def install(net: Any) -> None:
         # (the class took select.select at import: point it at the patched one)
         selectors.SelectSelector._select = staticmethod(_patched_select)  # type: ignore[attr-defined]
     _socket.socketpair = fake_socketpair  # type: ignore[assignment]
+    real_register = saved["register"]
+    real_fromfd = saved["fromfd"]
+
+    def register(self: Any, fileobj: Any, events: int, data: Any = None) -> Any:
+        fd = selectors._fileobj_to_fd(fileobj)  # type: ignore[attr-defined]
+        if _is_fake(fd) and not isinstance(self._selector, (poll, epoll)):
+            raise ValueError(
+                f"{type(self).__name__}.register({fileobj!r}): this selector was made before "
+                "net.patch() and polls the kernel, which knows nothing of fake sockets; "
+                "make the selector inside the patch")
+        return real_register(self, fileobj, events, data)
+
+    def fromfd(fd: Any, family: Any, type: Any, proto: int = 0) -> Any:
+        if isinstance(fd, int) and _is_fake(fd):
+            raise OSError(errno.EOPNOTSUPP, f"socket.fromfd({fd}, ...): a fake socket cannot "
+                          "be duplicated by number (use the socket object)")
+        return real_fromfd(fd, family, type, proto)
+
+    register.__doc__ = real_register.__doc__
+    selectors._PollLikeSelector.register = register  # type: ignore[attr-defined]
+    _socket.fromfd = fromfd
 
 
 def uninstall(net: Any) -> None:
@@ -618,3 +641,5 @@ def uninstall(net: Any) -> None:
     if saved["SelectSelector"] is not None:
         selectors.SelectSelector._select = saved["SelectSelector"]  # type: ignore[attr-defined]
     _socket.socketpair = saved["socketpair"]
+    selectors._PollLikeSelector.register = saved["register"]  # type: ignore[attr-defined]
+    _socket.fromfd = saved["fromfd"]
