@@ -166,17 +166,32 @@ def _network_poll(net: Any, ms: float | None, results: Callable[[], list]) -> li
     the step asked for a timeout, the network wakes the loop again when that
     timeout would have ended (an event at that virtual time), as the real
     loop would have woken up."""
-    from simnet.fakesock.network import _FakePoll
-
-    class _Waiter(_FakePoll):
-        def _results(self) -> list[tuple[int, int]]:
-            return results()
-
     if net._pumping and ms != 0:
         if ms is not None and ms > 0:
             _wake_at(net, net._now + ms / 1000.0)
         ms = 0
-    return _Waiter(net).poll(ms)
+    waiter = _waiter_class()(net)
+    waiter._answer = results
+    return waiter.poll(ms)
+
+
+_WAITER: Any = None
+
+
+def _waiter_class() -> Any:
+    """``network._FakePoll`` whose readiness answer is a given function."""
+    global _WAITER
+    if _WAITER is None:
+        from simnet.fakesock.network import _FakePoll
+
+        class _Waiter(_FakePoll):
+            _answer: Callable[[], list]
+
+            def _results(self) -> list[tuple[int, int]]:
+                return self._answer()
+
+        _WAITER = _Waiter
+    return _WAITER
 
 
 def _wake_at(net: Any, when: float) -> None:
