@@ -51,6 +51,18 @@ def epoll_and_poll_calls():
     rec("after x", p); rec("again", p)
     b.send(b"y")
     rec("after y (new wakeup)", p)
+    # edge-triggered writer: woken again when the peer reads (a Unix stream)
+    rec("reg b OUT ET", lambda: ep.register(b, select.EPOLLOUT | select.EPOLLET))
+    rec("b writable once", p)
+    b.send(b"z")
+    rec("b sent: no wakeup for a writer", p)
+    a.send(b"q")
+    rec("data for b: not an OUT wakeup", p)
+    rec("b reads", lambda: b.recv(10))
+    rec("a read nothing yet", p)
+    rec("a reads", lambda: a.recv(1))
+    rec("peer read: writer woken", p)
+    rec("unregister b OUT ET", lambda: ep.unregister(b))
     rec("reg twice", lambda: ep.register(a))
     rec("modify unreg", lambda: ep.modify(b, select.EPOLLIN))
     rec("unregister unreg", lambda: ep.unregister(b))
@@ -375,3 +387,42 @@ def test_timeouts_are_milliseconds_for_poll_and_seconds_for_epoll():
         ep.close()
         a.close()
         b.close()
+
+
+def tcp_edge_triggered_calls(port):
+    """Edge-triggered epoll on a TCP connection; returns what each poll said."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen()
+    a = socket.create_connection(lsock.getsockname())
+    b, _ = lsock.accept()
+    names = {a.fileno(): "a", b.fileno(): "b"}
+    ep = select.epoll()
+    out = []
+
+    def p():
+        out.append(sorted((names[fd], ev) for fd, ev in ep.poll(0.01)))
+
+    ep.register(b, select.EPOLLOUT | select.EPOLLET)
+    ep.register(a, select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET)
+    p()
+    b.send(b"x" * 10)
+    p()  # a: data; b: no wake-up for a TCP writer
+    a.recv(100)
+    p()  # the peer read: still no wake-up (Linux wakes a TCP writer only after a full buffer)
+    b.shutdown(socket.SHUT_WR)
+    p()  # a: the FIN
+    a.close()
+    p()  # a left the set; b sees nothing new until the RST of a write
+    ep.close()
+    b.close()
+    lsock.close()
+    return out
+
+
+def test_edge_triggered_epoll_on_tcp_answers_as_on_linux():
+    real = tcp_edge_triggered_calls(0)
+    with FakeNetwork(seed=3) as net, net.patch():
+        fake = tcp_edge_triggered_calls(8080)
+    assert fake == real

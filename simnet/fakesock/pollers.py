@@ -126,12 +126,29 @@ def events_of(sock: Any) -> int:
     return mask
 
 
-def _wakeups(sock: Any) -> tuple:
-    """A value that changes whenever Linux would wake an epoll waiter for *sock*
-    (what edge-triggered registrations are reported on)."""
+_IN_SIDE = _POLLIN | _POLLPRI | _POLLRDNORM | 0x080 | _POLLRDHUP
+
+
+def _wakeups(sock: Any, mask: int) -> tuple:
+    """A value that changes whenever Linux would wake an epoll waiter
+    interested in *mask* for *sock* (edge-triggered registrations are
+    reported again on such a wake-up): state changes for every waiter (a FIN
+    either way, shutdown, reset, an error), data or a connection arriving for
+    the reading side, the peer reading from a Unix stream for the writing
+    side (Linux's unix_write_space; a TCP writer is woken only after a full
+    buffer, which changes the events themselves). Checked against Linux by
+    tests/test_patch_pollers.py."""
     end = sock._end
     if end is not None:
-        return (end.bytes_in, end.bytes_out, end.fin_rcvd, end.reset, end.err, sock._state)
+        # state changes (a FIN either way, shutdown, reset, an error) wake
+        # every waiter (sk_state_change has no event key)
+        wake: tuple = (end.reset, end.err, sock._state, end.fin_rcvd, end.wr_shut, end.rd_shut)
+        if mask & _IN_SIDE:
+            wake += (end.bytes_in,)
+        if mask & (_POLLOUT | _POLLWRNORM) and sock._family == _socket.AF_UNIX:
+            peer = end.peer
+            wake += (None if peer is None else peer.bytes_in - len(peer.rbuf),)
+        return wake
     return (len(sock._accept_q), sock._calls["accept"], len(sock._dgrams), sock._dgram_bytes,
             sock._calls["recv"], sock._err, sock._state)
 
@@ -341,7 +358,7 @@ class _EpollSet:
             ev = events_of(reg.sock) & (reg.mask | _POLLERR | _POLLHUP) & 0xFFFF
             if not ev:
                 continue
-            if reg.mask & _EPOLLET and (ev, _wakeups(reg.sock)) == reg.seen:
+            if reg.mask & _EPOLLET and (ev, _wakeups(reg.sock, reg.mask)) == reg.seen:
                 continue
             out.append((fd, ev))
             if len(out) >= limit:
@@ -358,7 +375,7 @@ class _EpollSet:
                 continue
             if reg.mask & _EPOLLET:
                 ev = events_of(reg.sock) & (reg.mask | _POLLERR | _POLLHUP) & 0xFFFF
-                reg.seen = (ev, _wakeups(reg.sock))
+                reg.seen = (ev, _wakeups(reg.sock, reg.mask))
             if reg.mask & _EPOLLONESHOT:
                 reg.disabled = True
             self.regs[fd] = self.regs.pop(fd)
