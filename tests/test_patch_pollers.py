@@ -26,7 +26,7 @@ import threading
 import pytest
 
 import simnet
-from simnet.fakesock import FakeNetwork
+from simnet.fakesock import Deadlock, FakeNetwork
 from simnet.fakesock.pollers import REAL_EPOLL, REAL_POLL
 
 
@@ -426,3 +426,11 @@ def test_edge_triggered_epoll_on_tcp_answers_as_on_linux():
     with FakeNetwork(seed=3) as net, net.patch():
         fake = tcp_edge_triggered_calls(8080)
     assert fake == real
+
+
+def test_select_on_nothing_is_a_virtual_sleep():
+    with FakeNetwork(seed=1) as net, net.patch():
+        assert select.select([], [], [], 2.5) == ([], [], [])
+        assert net.time() == pytest.approx(2.5)
+        with pytest.raises(Deadlock):
+            select.select([], [], [])  # nothing could ever wake it

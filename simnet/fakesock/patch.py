@@ -106,6 +106,10 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
         r, w, x = list(r), list(w), list(x)
         fds = [_fd(o) for o in r + w + x]
         fake = [fd >= _state.FAKE_FD_BASE for fd in fds]
+        if not fds:
+            # select([], [], [], t) is a sleep: in the program's world, a virtual one
+            net.select([], [], [], timeout)
+            return [], [], []
         if not any(fake):
             return real_select(r, w, x, timeout)
         if not all(fake):
