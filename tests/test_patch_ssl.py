@@ -13,16 +13,21 @@ What is checked:
 * ``http.client.HTTPSConnection`` makes 3 keep-alive requests on one connection;
 * a wrong hostname raises ``ssl.SSLCertVerificationError`` in the client while
   the server keeps serving the next client;
+* ``ftplib.FTP_TLS`` (AUTH TLS, PROT P, a TLS data connection closed with
+  close_notify both ways, ``unwrap``) downloads a file;
 * each on the fake network twice (same results, same virtual time, same trace)
   and on real loopback (the server loop in a thread);
 * the wrapped fake socket is an ``ssl.SSLSocket``; ``do_handshake_on_connect``
   both ways, ``pending``, ``unwrap`` back to plaintext, ``sendfile`` (the
   ``send()`` fallback), and data sent right behind the last handshake message
-  is not stalled (the socket still polls readable).
+  is not stalled (the socket still polls readable);
+* faults act on the ciphertext: one-byte partial sends and 3-byte short reads
+  are survived, a reset in the handshake reaches the client.
 """
 
 from __future__ import annotations
 
+import ftplib
 import http.client
 import select
 import smtplib
@@ -404,3 +409,129 @@ def test_faults_act_on_the_ciphertext_underneath():
             conn.request("GET", "/reset")
         conn.close()
         simnet.close_all(m)
+
+
+# -- ftplib.FTP_TLS against an FTPS server on the plain ssl module ------------------------
+class FTPSData(simnet.dispatcher):
+    """One TLS data connection: handshake, send the file, close_notify both ways."""
+
+    def __init__(self, sock, control, payload):
+        super().__init__(sock, map=control._map)
+        self.control = control
+        self.out = payload
+        self.socket = control.server.ctx.wrap_socket(self.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+        self.phase = "handshake"
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return self.phase != "unwrap"
+
+    def _step(self):
+        try:
+            if self.phase == "handshake":
+                self.socket.do_handshake()
+                self.phase = "send"
+            if self.phase == "send":
+                while self.out:
+                    self.out = self.out[self.socket.send(self.out[:16384]):]
+                self.phase = "unwrap"
+            if self.phase == "unwrap":
+                self.socket.unwrap()
+                self.close()
+                self.control.push(b"226 Transfer complete.\r\n")
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+
+    def handle_read(self):
+        self._step()
+
+    def handle_write(self):
+        self._step()
+
+
+class FTPSPassive(simnet.dispatcher):
+    def __init__(self, control):
+        super().__init__(map=control._map)
+        self.control = control
+        self.create_socket()
+        self.bind((control.socket.getsockname()[0], 0))
+        self.listen(1)
+        self.sock = None
+
+    def handle_accepted(self, sock, addr):
+        self.sock = sock
+        self.close()
+        self.control.maybe_start()
+
+
+class FTPSControl(TLSChannelMixin, simnet.async_chat):
+    FILES = {"data.bin": bytes(range(256)) * 400}
+
+    def __init__(self, sock, server):
+        super().__init__(sock, map=server._map)
+        self.server = server
+        self.set_terminator(b"\r\n")
+        self.buf = []
+        self.passive = None
+        self.want = None
+        self.push(b"220 FTPS ready\r\n")
+
+    def collect_incoming_data(self, data):
+        self.buf.append(data)
+
+    def maybe_start(self):
+        if self.passive is not None and self.passive.sock is not None and self.want is not None:
+            FTPSData(self.passive.sock, self, self.FILES[self.want])
+            self.passive = self.want = None
+
+    def found_terminator(self):
+        line = b"".join(self.buf).decode()
+        self.buf = []
+        cmd, _, arg = line.partition(" ")
+        cmd = cmd.upper()
+        replies = {"USER": b"331 ok", "PASS": b"230 in", "PBSZ": b"200 PBSZ=0",
+                   "PROT": b"200 Protection set to Private", "TYPE": b"200 ok"}
+        if cmd in replies:
+            self.push(replies[cmd] + b"\r\n")
+        elif cmd == "AUTH":
+            self.push(b"234 AUTH TLS successful\r\n")
+            self.initiate_send()
+            self.start_tls(self.server.ctx)
+        elif cmd == "PASV":
+            self.passive = FTPSPassive(self)
+            host, port = self.passive.socket.getsockname()[:2]
+            self.push(f"227 Entering Passive Mode ({host.replace('.', ',')},{port >> 8},{port & 255}).\r\n".encode())
+        elif cmd == "RETR":
+            self.want = arg
+            self.push(b"150 Here it comes.\r\n")
+            self.maybe_start()
+        elif cmd == "QUIT":
+            self.push(b"221 bye\r\n")
+            self.close_when_done()
+        else:
+            self.push(b"502 no\r\n")
+
+
+def ftps_session(port):
+    with ftplib.FTP_TLS(context=client_context(), timeout=30) as ftp:
+        ftp.connect("localhost", port)
+        ftp.login()  # AUTH TLS first
+        ftp.prot_p()
+        chunks = []
+        ftp.retrbinary("RETR data.bin", chunks.append)
+        return b"".join(chunks)
+
+
+def test_ftplib_ftp_tls_on_the_fake_network():
+    got, server, now, trace = _on_fake(6, ftps_session, FTPSControl)
+    assert got == FTPSControl.FILES["data.bin"]
+    again = _on_fake(6, ftps_session, FTPSControl)
+    assert (again[0], again[2], again[3]) == (got, now, trace)
+
+
+def test_ftplib_ftp_tls_on_loopback():
+    got, server = _on_loopback(ftps_session, FTPSControl)
+    assert got == FTPSControl.FILES["data.bin"]
