@@ -116,6 +116,7 @@ def epoll_and_poll_calls():
     d.close()
     rec("p both closed", q)
     rec("p bad timeout", lambda: po.poll("x"))
+    b.close()
     return log
 
 
