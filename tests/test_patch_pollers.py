@@ -435,3 +435,18 @@ def test_select_on_nothing_is_a_virtual_sleep():
         assert net.time() == pytest.approx(2.5)
         with pytest.raises(Deadlock):
             select.select([], [], [])  # nothing could ever wake it
+
+
+def test_a_socketpair_waker_in_a_map_of_real_sockets():
+    m = {}
+    waker = Waker(m)  # outside the patch: a real socketpair, the same code
+    try:
+        waker.wake()
+        for _ in range(100):
+            simnet.loop(timeout=0.05, map=m, count=1)
+            if waker.wakeups:
+                break
+        assert waker.wakeups == 1
+    finally:
+        waker.wsock.close()
+        simnet.close_all(m)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import errno
 import math
+import weakref
 import select as _select
 import socket as _socket
 from typing import Any, Callable
@@ -381,7 +382,18 @@ class _EpollSet:
             self.regs[fd] = self.regs.pop(fd)
 
 
+#: epoll descriptor number -> its fake registrations (for fromfd)
 _sets: dict[int, _EpollSet] = {}
+
+
+def _forget(fd: int, epset: _EpollSet) -> None:
+    if _sets.get(fd) is epset:
+        del _sets[fd]
+
+
+def _remember(obj: Any, fd: int, epset: _EpollSet) -> None:
+    _sets[fd] = epset
+    weakref.finalize(obj, _forget, fd, epset)  # an epoll dropped without close()
 
 
 def _uint(eventmask: Any) -> int:
@@ -406,7 +418,7 @@ class epoll:
         self._real = REAL_EPOLL(sizehint, flags)
         self._set = _EpollSet(active_network())
         self._real_fds: dict[int, int] = {}
-        _sets[self._real.fileno()] = self._set
+        _remember(self, self._real.fileno(), self._set)
 
     @classmethod
     def fromfd(cls, fd: int) -> epoll:
@@ -419,7 +431,7 @@ class epoll:
         shared = _sets.get(fd)
         self._set = shared if shared is not None else _EpollSet(active_network())
         self._real_fds = {}
-        _sets[fd] = self._set
+        _remember(self, fd, self._set)
         return self
 
     def __repr__(self) -> str:
