@@ -535,3 +535,35 @@ def test_ftplib_ftp_tls_on_the_fake_network():
 def test_ftplib_ftp_tls_on_loopback():
     got, server = _on_loopback(ftps_session, FTPSControl)
     assert got == FTPSControl.FILES["data.bin"]
+
+
+def test_wrapping_before_connect_and_a_wrapped_listener():
+    with FakeNetwork(seed=7) as net, net.patch():
+        listener = server_context().wrap_socket(socket.socket(), server_side=True,
+                                                do_handshake_on_connect=False)
+        listener.bind(("127.0.0.1", 4443))
+        listener.listen()
+        client = client_context().wrap_socket(socket.socket(), server_hostname="localhost",
+                                              do_handshake_on_connect=False)
+        client.connect(("127.0.0.1", 4443))  # TCP only: the handshake is the caller's
+        conn, addr = listener.accept()  # wrapped as the listener says: no handshake yet
+        assert isinstance(conn, ssl.SSLSocket) and conn.server_side and addr == client.getsockname()
+        conn.setblocking(False)
+
+        def server_step():
+            try:
+                conn.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+
+        net.add_pump(server_step)
+        client.do_handshake()
+        net.remove_pump(server_step)
+        client.sendall(b"ping")
+        conn.setblocking(True)
+        assert conn.recv(4) == b"ping"  # (TLS 1.3: the server's handshake ends in this read)
+        assert conn.version() == client.version() == "TLSv1.3"
+        with pytest.raises(ValueError, match="already-connected"):
+            client.connect(("127.0.0.1", 4443))
+        for s in (client, conn, listener):
+            s.close()
