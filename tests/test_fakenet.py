@@ -207,7 +207,9 @@ def test_patched_select_waits_on_the_fake_network_and_rejects_a_mix():
         assert net.time() == pytest.approx(2.0)  # the wait was virtual
         a.send(b"x")
         assert select.select([b], [b], [], 2.0) == ([b], [b], [])
-        real_a, real_b = socket.socketpair()
+        # (inside the patch socket.socketpair() makes fake sockets: take the real one)
+        from simnet.fakesock.pollers import REAL_SOCKETPAIR
+        real_a, real_b = REAL_SOCKETPAIR()
         try:
             with pytest.raises(ValueError, match="both real and fake sockets"):
                 select.select([b, real_a], [], [], 0)

@@ -737,19 +737,50 @@ class FakeNetwork(_Connections, Network):
                 return
         self._maps.append(map)
 
-    def _pump(self) -> None:
+    #: foreign loop steps (see add_pump), called by _pump() in order
+    _pumps: tuple = ()
+
+    def add_pump(self, step: Callable[[], Any]) -> Callable[[], Any]:
+        """Drive a foreign event loop: call ``step()`` on every pass of the
+        simulation -- while a blocking call on a fake socket waits, and on
+        every pass of :meth:`run` -- so a server running its own loop (a
+        ``selectors`` loop, an IOLoop's ``run_once``) answers a blocking
+        client in the same thread.
+
+        *step* must do one non-waiting pass (poll with timeout 0) and return;
+        it is never re-entered (a blocking call inside it does not call the
+        pumps again). Returns *step*, so it can be used as a decorator.
+        """
+        if not callable(step):
+            raise TypeError(f"add_pump(): step must be callable, got {step!r}")
+        if step in self._pumps:
+            raise ValueError(f"add_pump(): {step!r} is already a pump of {self!r}")
+        self._pumps = self._pumps + (step,)
+        return step
+
+    def remove_pump(self, step: Callable[[], Any]) -> None:
+        """Stop calling *step* (added by :meth:`add_pump`); ValueError if it is not a pump."""
+        if step not in self._pumps:
+            raise ValueError(f"remove_pump(): {step!r} is not a pump of {self!r}")
+        self._pumps = tuple(p for p in self._pumps if p != step)
+
+    def _pump(self, maps: bool = True) -> None:
         """One non-waiting pass over each map this network's loop has served
-        (plus the default map), so dispatchers answer a blocking caller."""
+        (plus the default map), so dispatchers answer a blocking caller, then
+        one call of each foreign loop step (add_pump). Never re-entered."""
         if self._pumping:
             return
         from simnet import asyncore
 
         self._pumping += 1
         try:
-            maps = [asyncore.socket_map] + [m for m in self._maps if m is not asyncore.socket_map]
-            for m in maps:
-                if m and any(fd in self._fds for fd in m):
-                    asyncore.poll(0.0, m)
+            if maps:
+                ms = [asyncore.socket_map] + [m for m in self._maps if m is not asyncore.socket_map]
+                for m in ms:
+                    if m and any(fd in self._fds for fd in m):
+                        asyncore.poll(0.0, m)
+            for step in self._pumps:
+                step()
             self.timers.run_due()
         finally:
             self._pumping -= 1
@@ -826,12 +857,20 @@ class FakeNetwork(_Connections, Network):
     def _run(self, done: Callable[[], bool], map: dict, poll_fun: Callable[..., None],
              start: float, deadline: float, timeout: float) -> float:
         stalls = 0
+        stall_mark = -1
         while not done():
+            if self._pumps:
+                self._pump(maps=False)  # foreign loops (add_pump) run with this one
+                if done():
+                    break
             if self._now >= deadline:
                 raise SimulationTimeout(
                     f"run(): the condition did not hold within {timeout} virtual seconds "
                     f"(seed {self.seed}).\n{self.describe()}")
             if not map:
+                if self._pumps and self.activity != stall_mark:
+                    stall_mark = self.activity  # a pump made progress: pass again
+                    continue
                 # no channel: only timers and in-flight events can change anything
                 nxt = [t for t in (self._next_event_time(), self.timers.next_deadline()) if t is not None]
                 if not nxt:
@@ -851,18 +890,22 @@ class FakeNetwork(_Connections, Network):
         return self._now - start
 
     # -- unmodified blocking clients ---------------------------------------------------
-    def patch(self) -> Any:
-        """A context in which the ``socket`` module talks to this network.
+    def patch(self, *, time: bool = False) -> Any:
+        """A context in which the program's world is this network.
 
         Inside it ``socket.socket``, ``socket.create_connection``,
-        ``socket.getaddrinfo``, ``gethostbyname`` and ``getfqdn`` go to the
-        fake network, so stdlib clients (``smtplib``, ``ftplib``, ``poplib``,
-        ``http.client``) run on it unmodified, single-threaded: their
-        blocking calls run the simulation.
+        ``socket.socketpair``, ``socket.getaddrinfo``, ``gethostbyname`` and
+        ``getfqdn`` go to the fake network, and ``select.select``,
+        ``select.poll``, ``select.epoll`` and the ``selectors`` wait on it, so
+        stdlib clients (``smtplib``, ``ftplib``, ``poplib``, ``http.client``)
+        and programs with their own loops run on it unmodified,
+        single-threaded: their blocking calls run the simulation. With
+        ``time=True`` the ``time`` module's clocks read the virtual clock and
+        ``time.sleep`` runs the simulation (see :mod:`simnet.fakesock.clock`).
         """
         from simnet.fakesock.patch import patch_socket_module
 
-        return patch_socket_module(self)
+        return patch_socket_module(self, time=time)
 
 
 class _FakePoll:

@@ -10,11 +10,13 @@ blocking calls run it, single-threaded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import select as _select
 import socket as _socket
 from typing import Any, Iterator
 
 from simnet import _state
+from simnet.fakesock import clock, fakessl, pollers, sendfile
 
 _PATCHED = ("socket", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "getfqdn")
 
@@ -37,14 +39,21 @@ def _port_number(port: Any) -> int:
 
 
 @contextlib.contextmanager
-def patch_socket_module(net: Any) -> Iterator[Any]:
-    """Patch the ``socket`` module's constructors and resolvers to use *net*."""
+def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
+    """Patch the ``socket`` module's constructors and resolvers, the pollers
+    (and with *time*, the clocks) to use *net*."""
+    if not isinstance(time, bool):
+        raise TypeError(f"net.patch(): time must be True or False, got {time!r}")
     saved = {name: getattr(_socket, name) for name in _PATCHED}
 
     def fake_socket(family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None) -> Any:
         if fileno is not None:
-            # a socket around an existing kernel descriptor (socketpair(),
-            # fromfd()) stays real
+            # a socket around an existing kernel descriptor stays real; a fake
+            # socket's number is no kernel descriptor
+            if isinstance(fileno, int) and fileno >= _state.FAKE_FD_BASE:
+                raise OSError(errno.EBADF, f"socket.socket(fileno={fileno}): that is a fake "
+                              "socket's number, not a kernel descriptor; fake sockets cannot be "
+                              "re-wrapped by number (pass the socket object itself)")
             return saved["socket"](family, type, proto, fileno)
         return net.socket(family, type, proto)
 
@@ -97,6 +106,10 @@ def patch_socket_module(net: Any) -> Iterator[Any]:
         r, w, x = list(r), list(w), list(x)
         fds = [_fd(o) for o in r + w + x]
         fake = [fd >= _state.FAKE_FD_BASE for fd in fds]
+        if not fds:
+            # select([], [], [], t) is a sleep: in the program's world, a virtual one
+            net.select([], [], [], timeout)
+            return [], [], []
         if not any(fake):
             return real_select(r, w, x, timeout)
         if not all(fake):
@@ -114,9 +127,19 @@ def patch_socket_module(net: Any) -> Iterator[Any]:
     _socket.gethostbyname = gethostbyname  # type: ignore[assignment]
     _socket.gethostbyname_ex = gethostbyname_ex  # type: ignore[assignment]
     _socket.getfqdn = getfqdn  # type: ignore[assignment]
+    pollers.install(net)
+    sendfile.install(net)
+    fakessl.install(net)
+    if time:
+        clock.install(net)
     try:
         yield net
     finally:
+        if time:
+            clock.uninstall(net)
+        fakessl.uninstall(net)
+        sendfile.uninstall(net)
+        pollers.uninstall(net)
         for name, value in saved.items():
             setattr(_socket, name, value)
         _select.select = saved_select  # type: ignore[assignment]

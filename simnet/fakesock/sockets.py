@@ -853,6 +853,13 @@ class FakeSocket:
             sent += self.send(view[sent:], flags)
         return None
 
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """``socket.socket.sendfile``: a regular file goes by ``os.sendfile``
+        on the fake network, anything else by ``send()``."""
+        from simnet.fakesock.sendfile import sock_sendfile
+
+        return sock_sendfile(self, file, offset, count)
+
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if bufsize == 0 and type(bufsize) is int:
             return b""  # CPython returns at once, without a system call
