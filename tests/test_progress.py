@@ -569,3 +569,41 @@ def test_sleep_is_checked(seconds, exc, words):
         with pytest.raises(exc, match=words):
             net.sleep(seconds)
         assert net.time() == 0.0
+
+
+class Silent(simnet.dispatcher):
+    """Readable, never writable, and nothing ever arrives."""
+
+    def writable(self):
+        return False
+
+
+@pytest.mark.parametrize("timeout", [0.0, 30.0])
+def test_a_plain_loop_that_can_never_see_anything_ends_in_deadlock(timeout):
+    """Outside net.run(), a loop whose passes change nothing and have nothing
+    pending is stopped too (it would never return on a real network): busy
+    (timeout 0: idle passes, then the livelock report) or waiting (timeout
+    30: each pass waits 30 virtual seconds)."""
+    with FakeNetwork(seed=0) as net:
+        m = {}
+        a, b = _pair(net)
+        Silent(b, m)
+        with pytest.raises(Deadlock, match=f"{STALL_LIMIT} passes"):
+            simnet.loop(timeout=timeout, map=m)
+        simnet.close_all(m)
+        a.close()
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_eagain_on_a_blocking_connect_costs_a_pass_and_never_surfaces(timeout):
+    with FakeNetwork(seed=0, faults=[Rule("eagain", op="connect")]) as net:
+        lst = net.socket()
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(1)
+        c = net.socket()
+        c.settimeout(timeout)
+        assert c.connect(lst.getsockname()) is None
+        assert net.faults.fired == [1]
+        assert net.time() == pytest.approx(PASS_COST)
+        c.close()
+        lst.close()

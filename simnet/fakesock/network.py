@@ -426,16 +426,9 @@ class FakeNetwork(_Connections, Network):
         if self._pumping:
             self._wait_until(self._now + seconds, _never)
             return
-        if seconds == 0:
-            if self._mark == (self.activity, self._now):
-                self._spin()
-            else:
-                self._end_streak()
-            self._mark = (self.activity, self._now)
-            return
-        self._end_streak()
+        self._pass_start(seconds == 0)
         self._wait_until(self._now + seconds, _never)
-        self._mark = None
+        self._mark = (self.activity, self._now)
 
     def _wait_until(self, deadline: float, ready: Callable[[], bool]) -> bool:
         """Process events up to *deadline* or until *ready()*; True if ready."""
@@ -450,6 +443,31 @@ class FakeNetwork(_Connections, Network):
             self._process_due()
 
     # -- progress: idle passes -------------------------------------------------
+    def _pass_start(self, at_once: bool) -> bool:
+        """Account the pass that ended with this wait (select/poll/sleep, not
+        inside a pump). If it changed nothing since the last wait, it was an
+        idle pass: a wait that returns *at_once* (something ready, or timeout
+        0) costs *pass_cost* (see :meth:`_spin`); one that waits pays with
+        its own time, but a loop that only ever waits, with nothing pending,
+        is stuck: :class:`Deadlock` after STALL_LIMIT such passes. Returns
+        True when the clock moved (the caller looks at readiness again)."""
+        if self._mark != (self.activity, self._now):
+            if self._spins:
+                self._end_streak()
+            return False
+        if at_once:
+            self._spin()
+            return True
+        self._spins += 1
+        if (self._spins >= STALL_LIMIT and self._next_event_time() is None
+                and not len(self.timers)):
+            report = self._deadlock_report(
+                f"{STALL_LIMIT} passes of the loop in a row waited with nothing ready and "
+                "nothing pending")
+            self._end_streak()
+            raise Deadlock(report)
+        return False
+
     def _end_streak(self) -> None:
         """Something happened: the run of idle passes (if any) is over."""
         if self._spins:
@@ -756,29 +774,22 @@ class FakeNetwork(_Connections, Network):
               if ((e := s._end) is not None and not s._closed
                   and (e.wr_shut or e.reset or len(e.sq) < e.scap or e.err))
               or (e is None and s._sel_w())]
-        if rr or wr or timeout == 0:
-            # returns at once: if the pass since the last such wait changed
-            # nothing, it was an idle pass (see the class doc)
-            if not self._pumping:
-                if self._mark == (self.activity, self._now):
-                    self._spin()
-                    rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
-                    wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
-                elif self._spins:
-                    self._end_streak()
+        # if the pass since the last wait changed nothing, it was an idle pass
+        # (see the class doc)
+        if not self._pumping and self._pass_start(bool(rr or wr) or timeout == 0):
+            rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
+            wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
         if not (rr or wr) and timeout != 0:
             def ready() -> bool:
                 return any(s._sel_r() for s in rs) or any(s._sel_w() for s in ws)
 
-            if not self._pumping:
-                self._end_streak()
             self._wait(timeout, ready)
             rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
             wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
         if rr or wr:
             self._served += len(rr) + len(wr)
         if not self._pumping:
-            self._mark = (self.activity, self._now) if (rr or wr or timeout == 0) else None
+            self._mark = (self.activity, self._now)
         if self.shuffle:
             rr, wr = self._order(rr), self._order(wr)
         tr = self._tr
@@ -1062,21 +1073,15 @@ class _FakePoll:
         if net._events:
             net._process_due()
         results = self._results()
-        if (results or seconds == 0) and not net._pumping:
-            # returns at once: the pass before may have been idle (see FakeNetwork)
-            if net._mark == (net.activity, net._now):
-                net._spin()
-                results = self._results()
-            elif net._spins:
-                net._end_streak()
+        # the pass before may have been idle (see FakeNetwork)
+        if not net._pumping and net._pass_start(bool(results) or seconds == 0):
+            results = self._results()
         if not results and seconds != 0:
-            if not net._pumping:
-                net._end_streak()
             net._wait(seconds, lambda: bool(self._results()))
             results = self._results()
         net._served += len(results)
         if not net._pumping:
-            net._mark = (net.activity, net._now) if (results or seconds == 0) else None
+            net._mark = (net.activity, net._now)
         results = net._order(results)
         if net._tr is not None:
             net._tr += (5, net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results])

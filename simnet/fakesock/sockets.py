@@ -743,6 +743,10 @@ class FakeSocket:
         if net._faulty:
             self._raddr = key
             rule = self._fault("connect")
+            if rule is not None and rule.fault == "eagain" and self._timeout != 0.0:
+                # a blocking or timeout-mode socket never sees it: the kernel
+                # (or sock_call) retries, which costs a pass; the connect goes on
+                net.retry(self._deadline(), "connect()")
         if self._family == AF_UNIX:
             if key not in net._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
