@@ -607,3 +607,35 @@ def test_eagain_on_a_blocking_connect_costs_a_pass_and_never_surfaces(timeout):
         assert net.time() == pytest.approx(PASS_COST)
         c.close()
         lst.close()
+
+
+# -- pass_cost in traces and markers -------------------------------------------------------
+
+def test_a_non_default_pass_cost_is_recorded_in_the_trace_header():
+    with FakeNetwork(seed=0, trace=True) as net:
+        assert "pass_cost" not in net.trace.header["network"]  # default: headers as before
+    with FakeNetwork(seed=0, pass_cost=0.25, trace=True) as net:
+        assert net.trace.header["network"]["pass_cost"] == 0.25
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_marker_takes_pass_cost_and_rejects_nan_numbers_at_collection(pytester):
+    pytester.makepyfile('''
+        import pytest, simnet
+        @pytest.mark.simnet(pass_cost=0.5)
+        def test_cost(fake_net):
+            assert fake_net.pass_cost == 0.5
+            simnet.poll(0.0, {})
+    ''')
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.makepyfile(test_bad='''
+        import pytest
+        @pytest.mark.simnet(latency=float("nan"))
+        def test_x(fake_net):
+            pass
+    ''')
+    result = pytester.runpytest("test_bad.py", "-p", "no:cacheprovider")
+    assert result.ret != 0
+    assert "latency must be a finite number, got nan" in result.stderr.str() + result.stdout.str()

@@ -240,8 +240,11 @@ class FakeNetwork(_Connections, Network):
     # -- faults and traces ---------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The network's settings, as a trace header records them."""
-        return {"latency": self.latency, "bandwidth": self.bandwidth, "sndbuf": self.sndbuf,
-                "rcvbuf": self.rcvbuf, "shuffle": self.shuffle, "start_time": self._start}
+        config = {"latency": self.latency, "bandwidth": self.bandwidth, "sndbuf": self.sndbuf,
+                  "rcvbuf": self.rcvbuf, "shuffle": self.shuffle, "start_time": self._start}
+        if self.pass_cost != PASS_COST:
+            config["pass_cost"] = self.pass_cost  # (absent: the default, as in older traces)
+        return config
 
     def _faults_changed(self) -> None:
         engine = self.faults
