@@ -639,3 +639,20 @@ def test_marker_takes_pass_cost_and_rejects_nan_numbers_at_collection(pytester):
     result = pytester.runpytest("test_bad.py", "-p", "no:cacheprovider")
     assert result.ret != 0
     assert "latency must be a finite number, got nan" in result.stderr.str() + result.stdout.str()
+
+
+def test_a_livelock_and_its_rescue_replay_event_for_event():
+    """Idle passes, the fast-forward and the watchdog are deterministic."""
+    def run():
+        plan = [Rule("eagain", op="recv", where={"side": "server", "probability": 0.999})]
+        with FakeNetwork(seed=4, faults=plan, trace=True) as net:
+            m = {}
+            a, reader = _livelock(net, m)
+            simnet.call_later(30.0, reader.close)
+            net.run(until=lambda: not m or bool(reader.lines), map=m, timeout=120)
+            a.close()
+            return list(net.trace.lines()), net.time(), reader.lines
+
+    first, second = run(), run()
+    assert first == second
+    assert len(first[0]) > 10
