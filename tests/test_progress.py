@@ -314,7 +314,7 @@ def test_a_livelock_with_nothing_pending_is_a_deadlock_naming_the_rule():
         m = {}
         a, reader = _livelock(net, m)
         with pytest.raises(Deadlock) as info:
-            net.run(until=lambda: bool(reader.lines), map=m, timeout=10 ** 6)
+            simnet.loop(timeout=30.0, map=m)  # the program's own loop: no deadline at all
         text = str(info.value)
         assert "livelock" in text and f"{STALL_LIMIT} passes" in text
         assert "fault rules that fired during those passes:\n  1. " in text
@@ -323,15 +323,33 @@ def test_a_livelock_with_nothing_pending_is_a_deadlock_naming_the_rule():
         a.close()
 
 
-def test_a_livelock_under_a_run_deadline_ends_in_deadlock_not_a_spin_to_the_deadline():
+@pytest.mark.parametrize("timeout", [60, 10 ** 6])
+def test_a_livelock_under_run_is_fast_forwarded_to_its_deadline_and_named(timeout):
     plan = [Rule("eagain", op="recv", where={"side": "server"})]
     with FakeNetwork(seed=0, faults=plan) as net:
         m = {}
         a, reader = _livelock(net, m)
-        with pytest.raises(Deadlock, match="livelock"):
-            net.run(until=lambda: bool(reader.lines), map=m, timeout=60)
+        with pytest.raises(SimulationTimeout) as info:
+            net.run(until=lambda: bool(reader.lines), map=m, timeout=timeout)
+        text = str(info.value)
+        assert f"within {timeout} virtual seconds" in text and "livelock" in text
+        assert "fault rules that fired during those passes:\n  1. " in text
+        assert net.time() == timeout
         simnet.close_all(m)
         a.close()
+
+
+def test_run_until_a_time_is_reached_by_a_spinning_program():
+    """until() may watch the clock: the spin's fast-forward stops at run()'s
+    deadline, and a condition on time holds as on a real machine."""
+    with FakeNetwork(seed=0) as net:
+        m = {}
+        a, b = _pair(net)
+        Spinner(a, m, 10 ** 9)
+        net.run(until=lambda: net.time() >= 20.0, map=m, timeout=20.0)
+        assert net.time() == 20.0
+        simnet.close_all(m)
+        b.close()
 
 
 def test_a_limited_rule_ends_the_livelock_by_itself():

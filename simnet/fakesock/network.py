@@ -145,9 +145,10 @@ class FakeNetwork(_Connections, Network):
     its own timers (a watchdog, an idle timeout) fire. After
     :data:`STALL_LIMIT` idle passes in a row the network fast-forwards to
     the next thing that can change anything (an event, a timer, the
-    deadline of a blocking call, the end of a firing fault rule's window);
-    when there is none it raises :class:`Deadlock` naming the livelock and
-    the fault rules that kept firing. A blocking call gives up only when
+    deadline of a blocking call or of ``run()``, the end of a firing fault
+    rule's window); when there is none it raises :class:`Deadlock` naming
+    the livelock and the fault rules that kept firing (``run()`` reaching
+    its deadline that way says so in its ``SimulationTimeout``). A blocking call gives up only when
     nothing at all can happen (``Deadlock``) or at its deadline
     (``TimeoutError``), never because one pass moved no bytes.
     """
@@ -234,6 +235,8 @@ class FakeNetwork(_Connections, Network):
         # fault rule index -> (streak, idle pass) of its last firing
         self._streak_rules: dict[int, tuple[int, int]] = {}
         self._block_deadline: float | None = None  # innermost blocking call's deadline
+        self._blocking = 0  # inside block()/retry(): a blocking call is waiting
+        self._run_deadline: float | None = None  # innermost run()'s deadline
         self._served = 0  # channels select/poll reported ready (handler calls)
         self.closed = False
 
@@ -487,18 +490,23 @@ class FakeNetwork(_Connections, Network):
         if self._spins < STALL_LIMIT:
             if cost:
                 target = self._now + cost
-                if limit is not None and limit < target:
+                if self._blocking and limit is not None and limit < target:
                     target = max(limit, self._now)
                 self._wait_until(target, _never)
             return
         # a livelock: nothing the loop does changes anything
         target = self._next_change()
+        if self._limited_rule_firing():
+            # a fault rule that fires on every pass will run out of its limit
+            # after so many passes, not after so much time: keep spinning
+            step = self._now + cost
+            self._wait_until(step if target is None else min(step, max(target, self._now)), _never)
+            return
         if target is not None and target > self._now:
             self._wait_until(target, _never)
             return
-        if (target is not None and self._spins < 2 * STALL_LIMIT) or self._limited_rule_firing():
-            # something is due now (the loop should run it), or a fault rule
-            # that fires on every pass will run out of its limit
+        if target is not None and self._spins < 2 * STALL_LIMIT:
+            # something is due now: the loop should run it
             self._wait_until(self._now + cost, _never)
             return
         report = self._livelock_report()
@@ -526,8 +534,11 @@ class FakeNetwork(_Connections, Network):
         """The earliest time something pending can change anything: an
         in-flight event, a timer, the innermost blocking call's deadline, the
         end of the window of a fault rule that keeps firing."""
-        times = [t for t in (self._next_event_time(), self.timers.next_deadline(),
-                             self._block_deadline) if t is not None]
+        # a blocking call's own deadline; else run()'s (a blocking call
+        # cannot be cut short by run(), which looks at its deadline between passes)
+        limit = self._block_deadline if self._blocking else self._run_deadline
+        times = [t for t in (self._next_event_time(), self.timers.next_deadline(), limit)
+                 if t is not None]
         for _, rule in self._firing_rules():
             window = rule.where.get("window") if rule.where else None
             if window is not None and window[1] >= self._now:
@@ -538,7 +549,7 @@ class FakeNetwork(_Connections, Network):
         lines = [f"livelock on {self!r}: {STALL_LIMIT} passes of the loop in a row changed "
                  "nothing (no bytes moved, no connection changed state, no event or timer ran) "
                  "and nothing is pending that could change that; on a real machine this "
-                 "program would spin forever."]
+                 "program would spin until a deadline, or forever."]
         firing = self._firing_rules()
         if firing:
             lines.append("fault rules that fired during those passes:")
@@ -881,9 +892,11 @@ class FakeNetwork(_Connections, Network):
         deadline = None if timeout is None else self._now + timeout
         outer = self._block_deadline
         self._block_deadline = deadline
+        self._blocking += 1
         try:
             self._block(ready, deadline, what)
         finally:
+            self._blocking -= 1
             self._block_deadline = outer
 
     def _block(self, ready: Callable[[], bool], deadline: float | None, what: str) -> None:
@@ -942,6 +955,7 @@ class FakeNetwork(_Connections, Network):
             raise TimeoutError("timed out")
         outer = self._block_deadline
         self._block_deadline = deadline
+        self._blocking += 1
         try:
             before = self.activity
             self._process_due()
@@ -951,6 +965,7 @@ class FakeNetwork(_Connections, Network):
             else:
                 self._end_streak()
         finally:
+            self._blocking -= 1
             self._block_deadline = outer
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float = 60.0,
@@ -980,10 +995,13 @@ class FakeNetwork(_Connections, Network):
         deadline = start + timeout
         done = until if until is not None else (lambda: not map)
         self._running += 1
+        outer = self._run_deadline
+        self._run_deadline = deadline
         try:
             return self._run(done, map, poll_fun, start, deadline, timeout)
         finally:
             self._running -= 1
+            self._run_deadline = outer
 
     def _run(self, done: Callable[[], bool], map: dict, poll_fun: Callable[..., None],
              start: float, deadline: float, timeout: float) -> float:
@@ -992,6 +1010,11 @@ class FakeNetwork(_Connections, Network):
         # Deadlock, so this loop needs no stall counter of its own.
         while not done():
             if self._now >= deadline:
+                if self._spins >= STALL_LIMIT:
+                    raise SimulationTimeout(
+                        f"run(): the condition did not hold within {timeout} virtual seconds "
+                        f"(seed {self.seed}); the clock was fast-forwarded to the deadline "
+                        f"because the program livelocked.\n{self._livelock_report()}")
                 raise SimulationTimeout(
                     f"run(): the condition did not hold within {timeout} virtual seconds "
                     f"(seed {self.seed}).\n{self.describe()}")
