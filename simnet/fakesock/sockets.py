@@ -726,7 +726,10 @@ class FakeSocket:
             except TimeoutError:
                 return -1
         if self._state == "connected":
-            self._announced = True
+            # a timeout-mode TCP socket is non-blocking in the kernel: its
+            # connect said EINPROGRESS and CPython read the outcome from
+            # SO_ERROR, so the kernel still has a 0 to say to the next connect
+            self._announced = self._timeout is None or self._family == AF_UNIX
             return 0
         code, self._err = self._err, 0
         self._state = "new"

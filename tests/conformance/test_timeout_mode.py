@@ -322,3 +322,28 @@ def test_settimeout_takes_and_rejects_what_cpython_does(backend, value, expected
     else:
         got = ("ok", s.gettimeout())
     assert got == expected
+
+
+def test_connect_again_after_a_timeout_mode_connect_says_0_once(backend):
+    """The kernel's connect said EINPROGRESS and CPython read the outcome
+    from SO_ERROR, so the kernel still has its "0" for the next connect; a
+    blocking socket's connect already said 0, and an AF_UNIX connect is done
+    at once."""
+    lst = backend.listener()
+    c = backend.socket()
+    c.settimeout(T)
+    assert outcome(backend, lambda: c.connect_ex(lst.getsockname())) == ("ok", 0, "now")
+    assert outcome(backend, lambda: c.connect(lst.getsockname())) == ("ok", None, "now")
+    assert outcome(backend, lambda: c.connect_ex(lst.getsockname())) == ("ok", errno.EISCONN, "now")
+    b = backend.socket()
+    b.settimeout(None)
+    b.connect(lst.getsockname())
+    assert outcome(backend, lambda: b.connect_ex(lst.getsockname())) == ("ok", errno.EISCONN, "now")
+    path = backend.unix_path("again")
+    ul = backend.socket(socket.AF_UNIX)
+    ul.bind(path)
+    ul.listen(1)
+    u = backend.socket(socket.AF_UNIX)
+    u.settimeout(T)
+    u.connect(path)
+    assert outcome(backend, lambda: u.connect_ex(path)) == ("ok", errno.EISCONN, "now")
