@@ -491,7 +491,6 @@ def test_eagain_on_a_blocking_real_socket_is_retried_not_raised(timeout):
         assert a.send(b"abc") == 3
         assert b.recv(10) == b"abc"
         assert net.faults.fired == [3, 2]
-        a.setblocking(False)
         a.close()
         b.close()
 

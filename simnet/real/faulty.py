@@ -170,6 +170,9 @@ def _wait_ready(ksock: Any, writing: bool, deadline: float | None) -> None:
     socket is ready (or the deadline passes: ``TimeoutError``)."""
     import select as _select
 
+    fd = ksock.fileno()
+    if fd < 0:
+        return  # the plan closed the kernel socket (a reset): the call reports it
     if deadline is None:
         ms = -1
     else:
@@ -178,7 +181,7 @@ def _wait_ready(ksock: Any, writing: bool, deadline: float | None) -> None:
             raise TimeoutError("timed out")
         ms = max(1, int(left * 1000 + 0.999))
     poller = _select.poll()
-    poller.register(ksock.fileno(), _select.POLLOUT if writing else _select.POLLIN)
+    poller.register(fd, _select.POLLOUT if writing else _select.POLLIN)
     if not poller.poll(ms) and deadline is not None:
         raise TimeoutError("timed out")
 
