@@ -673,3 +673,43 @@ def test_a_livelock_and_its_rescue_replay_event_for_event():
     first, second = run(), run()
     assert first == second
     assert len(first[0]) > 10
+
+
+# -- property: a blocking client survives every plan a dispatcher client survives ----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from simnet.examples.mailer import SMTPClient  # noqa: E402
+from simnet.strategies import fault_plans  # noqa: E402
+
+
+def _dispatcher_client_survives(plan, seed):
+    with FakeNetwork(seed=seed, faults=plan) as net:
+        m = {}
+        SMTPServer(("127.0.0.1", 25), m, idle_timeout=None)
+        client = SMTPClient(("127.0.0.1", 25), "a@example.org", ["b@example.org"],
+                            b"Subject: x\r\n\r\nhello", m)
+        try:
+            net.run(until=lambda: client.result is not None, map=m, timeout=600)
+        except (Deadlock, SimulationTimeout):
+            return False
+        finally:
+            simnet.close_all(m)
+        return client.result == "sent"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=fault_plans(["partial_send", "short_read", "eagain"], max_rules=3),
+       seed=st.integers(0, 3), timeout=st.sampled_from([None, 600.0]))
+def test_a_blocking_client_survives_every_plan_a_dispatcher_client_survives(plan, seed, timeout):
+    if not _dispatcher_client_survives(plan, seed):
+        return  # e.g. EAGAIN on every recv: nobody survives that
+    with FakeNetwork(seed=seed, faults=plan) as net, net.patch():
+        m = {}
+        server = SMTPServer(("127.0.0.1", 25), m, idle_timeout=None)
+        with smtplib.SMTP("127.0.0.1", 25, timeout=timeout) as client:
+            client.ehlo("client.example")
+            assert client.sendmail("a@example.org", ["b@example.org"], "Subject: x\r\n\r\nhello") == {}
+        assert len(server.messages) == 1
+        simnet.close_all(m)
