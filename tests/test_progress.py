@@ -9,6 +9,7 @@ on real loopback use a server thread with bounded loops and timeouts.
 from __future__ import annotations
 
 import http.client
+import math
 import smtplib
 import socket
 import threading
@@ -542,6 +543,7 @@ NAN, INF = float("nan"), float("inf")
     ({"sndbuf": 1.5}, TypeError, r"sndbuf must be a positive int \(bytes\), got 1.5"),
     ({"rcvbuf": "4096"}, TypeError, "rcvbuf must be a positive int"),
     ({"rcvbuf": True}, TypeError, "rcvbuf must be a positive int"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False, got 'yes'"),
 ])
 def test_network_numbers_are_checked(kwargs, exc, words):
     with pytest.raises(exc, match=words):
@@ -713,3 +715,60 @@ def test_a_blocking_client_survives_every_plan_a_dispatcher_client_survives(plan
             assert client.sendmail("a@example.org", ["b@example.org"], "Subject: x\r\n\r\nhello") == {}
         assert len(server.messages) == 1
         simnet.close_all(m)
+
+
+class _Two:
+    def __index__(self):
+        return 2
+
+
+WAIT_TIMEOUTS = [
+    # value, select.select's outcome, poll().poll's outcome (CPython 3.11, Linux)
+    (math.nan, ("ValueError", "Invalid value NaN (not a number)"),
+     ("ValueError", "Invalid value NaN (not a number)")),
+    (math.inf, ("OverflowError", "timestamp out of range for platform time_t"),
+     ("OverflowError", "timestamp out of range for platform time_t")),
+    (1e300, ("OverflowError", "timestamp out of range for platform time_t"),
+     ("OverflowError", "timestamp out of range for platform time_t")),
+    (2 ** 64, ("OverflowError", "timestamp too large to convert to C _PyTime_t"),
+     ("OverflowError", "timestamp too large to convert to C _PyTime_t")),
+    (2 ** 31, ("ok",), ("OverflowError", "timeout is too large")),
+    (-1, ("ValueError", "timeout must be non-negative"), ("ok",)),  # poll: negative = forever
+    (-0.5, ("ValueError", "timeout must be non-negative"), ("ok",)),
+    ("1", ("TypeError", "timeout must be a float or None"),
+     ("TypeError", "timeout must be an integer or None")),
+    (_Two(), ("ok",), ("ok",)),
+    (True, ("ok",), ("ok",)),
+    (0.5, ("ok",), ("ok",)),
+]
+
+
+def _outcome(fn):
+    try:
+        fn()
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+    return ("ok",)
+
+
+@pytest.mark.parametrize("value, by_select, by_poll", WAIT_TIMEOUTS,
+                         ids=[repr(v) for v, _, _ in WAIT_TIMEOUTS])
+def test_select_and_poll_check_their_timeout_as_cpython_does(value, by_select, by_poll):
+    import select as _select
+
+    real = socket.socket()
+    try:
+        # the reference: the real calls, with a socket that is ready at once
+        # (writable), so that a valid timeout never waits
+        assert _outcome(lambda: _select.select([], [real], [], value)) == by_select
+        p = _select.poll()
+        p.register(real, _select.POLLOUT)
+        assert _outcome(lambda: p.poll(value)) == by_poll
+    finally:
+        real.close()
+    with FakeNetwork() as net:
+        s = net.socket()
+        assert _outcome(lambda: net.select([], [s.fileno()], [], value)) == by_select
+        fp = net.poll()
+        fp.register(s.fileno(), 0x004)
+        assert _outcome(lambda: fp.poll(value)) == by_poll

@@ -13,6 +13,7 @@ import heapq
 import ipaddress
 import itertools
 import math
+import operator
 import os
 import random
 import socket as _socket
@@ -70,6 +71,27 @@ def _check_number(name: str, value: Any, *, minimum: float = 0.0, strict: bool =
 
 def _never() -> bool:
     return False
+
+
+_NS_LIMIT = 9223372036854775808.0  # 2**63 nanoseconds: CPython's _PyTime_t range
+
+
+def _wait_timeout(value: Any, unit: float, kind: str) -> Any:
+    """A select/poll timeout checked as CPython checks it (*unit*: seconds
+    per unit of *value*; *kind* names what a TypeError says is allowed)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        if not -_NS_LIMIT <= value * unit * 1e9 < _NS_LIMIT:
+            raise OverflowError("timestamp out of range for platform time_t")
+        return value
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"timeout must be {kind} or None") from None
+    if not -_NS_LIMIT <= number * unit * 1e9 < _NS_LIMIT:
+        raise OverflowError("timestamp too large to convert to C _PyTime_t")
+    return number
 
 
 class Deadlock(RuntimeError):
@@ -165,6 +187,8 @@ class FakeNetwork(_Connections, Network):
         latency = _check_number("latency", latency)
         start_time = _check_number("start_time", start_time)
         pass_cost = _check_number("pass_cost", pass_cost)
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         _check_number("bandwidth", bandwidth, strict=True, none=True)
         for name, value in (("sndbuf", sndbuf), ("rcvbuf", rcvbuf)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -762,6 +786,12 @@ class FakeNetwork(_Connections, Network):
 
     def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
         """``select.select`` over this network's file numbers, in virtual time."""
+        if timeout is not None and timeout.__class__ is not float:
+            timeout = _wait_timeout(timeout, 1.0, "a float")
+        elif timeout is not None and not 0.0 <= timeout < 9.2e9:
+            timeout = _wait_timeout(timeout, 1.0, "a float")
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be non-negative")
         fds = self._fds
         try:
             rs = [fds[fd] for fd in r]
@@ -1086,6 +1116,10 @@ class _FakePoll:
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
         """Wait up to *timeout* milliseconds (None or negative: no limit)."""
+        if timeout is not None:
+            timeout = _wait_timeout(timeout, 1e-3, "an integer")
+            if timeout >= 0 and math.ceil(timeout) > 2 ** 31 - 1:
+                raise OverflowError("timeout is too large")
         if timeout is not None and timeout >= 0:
             seconds = timeout / 1000.0
         else:
