@@ -314,6 +314,20 @@ def _run(poll_fun, timeout, map, count):
             count = count - 1
 
 
+def _module_name(cls):
+    """The module name a repr shows for *cls*: CPython's ``__module__``, except
+    that simnet's own modules go by ``asyncore``/``asynchat`` once
+    ``simnet.install()`` registered them under those names (so reprs read as
+    the stdlib's: ``<asyncore.dispatcher at 0x...>``)."""
+    name = cls.__module__
+    if name in ("simnet.asyncore", "simnet.asynchat"):
+        short = name[7:]
+        mod = sys.modules.get(short)
+        if mod is not None and mod is sys.modules.get(name):
+            return short
+    return name
+
+
 class dispatcher:
     """A thin wrapper around a non-blocking socket, driven by :func:`loop`.
 
@@ -354,7 +368,7 @@ class dispatcher:
 
     def __repr__(self):
         cls = type(self)
-        words = [cls.__module__ + "." + cls.__qualname__]
+        words = [_module_name(cls) + "." + cls.__qualname__]
         if self.accepting and self.addr:
             words.append("listening")
         elif self.connected:

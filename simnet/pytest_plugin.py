@@ -45,8 +45,9 @@ import pytest
 
 from simnet.faults import FaultPlan, PlanError
 
-MARKER_KEYS = ("seed", "faults", "latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle", "start_time")
-_NETWORK_KEYS = ("latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle", "start_time")
+MARKER_KEYS = ("seed", "faults", "latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle", "start_time",
+               "pass_cost")
+_NETWORK_KEYS = ("latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle", "start_time", "pass_cost")
 _STATE = pytest.StashKey[dict]()
 _RUN = pytest.StashKey["_Run"]()
 
@@ -103,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "simnet(seed=None, faults=None, latency=..., bandwidth=..., sndbuf=..., rcvbuf=..., "
-        "shuffle=..., start_time=...): settings of the test's fake network")
+        "shuffle=..., start_time=..., pass_cost=...): settings of the test's fake network")
     replay = config.getoption("--simnet-replay")
     state: dict[str, Any] = {"replay": None}
     if replay:

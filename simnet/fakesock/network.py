@@ -12,6 +12,8 @@ import errno
 import heapq
 import ipaddress
 import itertools
+import math
+import operator
 import os
 import random
 import socket as _socket
@@ -39,10 +41,57 @@ _SELECT_W = _POLLOUT | _POLLERR
 #: Linux's default ephemeral port range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = (32768, 60999)
 
-#: How many consecutive passes may find nothing ready and nothing pending
-#: before the network declares the program stuck (it would block forever on a
-#: real network).
-STALL_LIMIT = 1000
+#: How many idle passes in a row (see :class:`FakeNetwork`, *pass_cost*) the
+#: loop may spin before the network calls it a livelock: the clock then jumps
+#: straight to the next thing that can change anything (an in-flight event, a
+#: timer, the deadline of a blocking call), and when there is none the network
+#: raises :class:`Deadlock` naming the livelock.
+STALL_LIMIT = 10000
+
+#: Default virtual cost of one idle pass of the loop, in seconds.
+PASS_COST = 0.001
+
+
+def _check_number(name: str, value: Any, *, minimum: float = 0.0, strict: bool = False,
+                  none: bool = False) -> Any:
+    """*value* as a float if it is a finite number >= *minimum* (> if *strict*);
+    otherwise a TypeError/ValueError naming *name* and the value."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number{' or None' if none else ''}, "
+                        f"got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _never() -> bool:
+    return False
+
+
+_NS_LIMIT = 9223372036854775808.0  # 2**63 nanoseconds: CPython's _PyTime_t range
+
+
+def _wait_timeout(value: Any, unit: float, kind: str) -> Any:
+    """A select/poll timeout checked as CPython checks it (*unit*: seconds
+    per unit of *value*; *kind* names what a TypeError says is allowed)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        if not -_NS_LIMIT <= value * unit * 1e9 < _NS_LIMIT:
+            raise OverflowError("timestamp out of range for platform time_t")
+        return value
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"timeout must be {kind} or None") from None
+    if not -_NS_LIMIT <= number * unit * 1e9 < _NS_LIMIT:
+        raise OverflowError("timestamp too large to convert to C _PyTime_t")
+    return number
 
 
 class Deadlock(RuntimeError):
@@ -103,6 +152,27 @@ class FakeNetwork(_Connections, Network):
             rules while it runs.
         trace: record every operation: True keeps the :class:`~simnet.trace.Trace`
             in ``net.trace``; a path also writes it there when the network closes.
+        pass_cost: virtual seconds one *idle pass* costs (default 0.001).
+
+    Progress and time. Virtual time moves only when something makes it move:
+    a wait that finds nothing ready jumps the clock to the next in-flight
+    event or timer, and passes of the loop that do real work (move bytes,
+    change a connection's state, deliver an event, run a timer) cost no
+    virtual time at all, so exact timings (a 0.2 s round trip takes exactly
+    0.2 s) hold. A pass that changes none of these but does not wait either
+    -- ``select``/``poll`` returned channels whose handlers then did nothing
+    visible, a busy poll with timeout 0, a spurious EAGAIN retried by a
+    blocking socket -- is an *idle pass*, and costs *pass_cost*: a program
+    spinning in a livelock sees its clock advance as on a real machine, so
+    its own timers (a watchdog, an idle timeout) fire. After
+    :data:`STALL_LIMIT` idle passes in a row the network fast-forwards to
+    the next thing that can change anything (an event, a timer, the
+    deadline of a blocking call or of ``run()``, the end of a firing fault
+    rule's window); when there is none it raises :class:`Deadlock` naming
+    the livelock and the fault rules that kept firing (``run()`` reaching
+    its deadline that way says so in its ``SimulationTimeout``). A blocking call gives up only when
+    nothing at all can happen (``Deadlock``) or at its deadline
+    (``TimeoutError``), never because one pass moved no bytes.
     """
 
     is_fake = True
@@ -110,22 +180,28 @@ class FakeNetwork(_Connections, Network):
     def __init__(self, seed: int = 0, *, latency: float = 0.0,
                  bandwidth: float | None = None, sndbuf: int = 16384,
                  rcvbuf: int = 131072, shuffle: bool = False,
-                 start_time: float = 0.0, faults: Any = None, trace: Any = None) -> None:
+                 start_time: float = 0.0, faults: Any = None, trace: Any = None,
+                 pass_cost: float = PASS_COST) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        for name, value in (("latency", latency), ("start_time", start_time)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if bandwidth is not None and (isinstance(bandwidth, bool)
-                                      or not isinstance(bandwidth, (int, float)) or bandwidth <= 0):
-            raise ValueError(f"bandwidth must be a number of bytes per second > 0 or None, got {bandwidth!r}")
+        latency = _check_number("latency", latency)
+        start_time = _check_number("start_time", start_time)
+        pass_cost = _check_number("pass_cost", pass_cost)
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        _check_number("bandwidth", bandwidth, strict=True, none=True)
         for name, value in (("sndbuf", sndbuf), ("rcvbuf", rcvbuf)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be a positive int (bytes), got {value!r} "
+                                f"({type(value).__name__})")
+            if value < 1:
                 raise ValueError(f"{name} must be a positive int (bytes), got {value!r}")
         self.seed = seed
         self.rng = random.Random(seed)
-        self.latency = float(latency)
+        self.latency = latency
         self.bandwidth = bandwidth
+        #: virtual seconds one idle pass of the loop costs (see the class doc)
+        self.pass_cost = pass_cost
         self.sndbuf = sndbuf
         self.rcvbuf = rcvbuf
         self.shuffle = shuffle
@@ -167,22 +243,35 @@ class FakeNetwork(_Connections, Network):
             self.trace = Trace({"backend": "fake", "seed": seed, "faults": plan.to_list(),
                                 "network": self.config(), "scenario": None})
             self._tr = self.trace.flat
-            self.timers.on_run = self._timer_ran
             if trace is not True:
                 self.trace_path = os.fspath(trace)
+        self.timers.on_run = self._timer_ran  # a timer run is progress
         self._faults_changed()
         # loop integration
         self._maps: list[dict] = []
         self._pumping = 0
-        self._stalled = 0
         self._running = 0  # inside run(): a wait that can never end is a deadlock
+        # idle-pass accounting (see the class doc): the (activity, clock) seen
+        # when the last wait returned without waiting, or None
+        self._mark: tuple[int, float] | None = None
+        self._spins = 0  # idle passes in a row
+        self._streak = 0  # numbers each run of idle passes
+        # fault rule index -> (streak, idle pass) of its last firing
+        self._streak_rules: dict[int, tuple[int, int]] = {}
+        self._block_deadline: float | None = None  # innermost blocking call's deadline
+        self._blocking = 0  # inside block()/retry(): a blocking call is waiting
+        self._run_deadline: float | None = None  # innermost run()'s deadline
+        self._served = 0  # channels select/poll reported ready (handler calls)
         self.closed = False
 
     # -- faults and traces ---------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The network's settings, as a trace header records them."""
-        return {"latency": self.latency, "bandwidth": self.bandwidth, "sndbuf": self.sndbuf,
-                "rcvbuf": self.rcvbuf, "shuffle": self.shuffle, "start_time": self._start}
+        config = {"latency": self.latency, "bandwidth": self.bandwidth, "sndbuf": self.sndbuf,
+                  "rcvbuf": self.rcvbuf, "shuffle": self.shuffle, "start_time": self._start}
+        if self.pass_cost != PASS_COST:
+            config["pass_cost"] = self.pass_cost  # (absent: the default, as in older traces)
+        return config
 
     def _faults_changed(self) -> None:
         engine = self.faults
@@ -198,10 +287,14 @@ class FakeNetwork(_Connections, Network):
         return host.addresses if host is not None else []
 
     def _fault_fired(self, index: int, rule: Any, op: str, conn: int | None, fd: int | None) -> None:
+        self._streak_rules[index] = (self._streak, self._spins)
         if self._tr is not None:
             self._tr += (6, self._now, "fault", -1 if fd is None else fd, index + 1, op, conn)
 
     def _timer_ran(self, handle: TimerHandle) -> None:
+        self.activity += 1
+        if self._tr is None:
+            return
         cb = handle.callback
         name = getattr(cb, "__qualname__", None) or type(cb).__name__
         self._tr += (4, self._now, "timer", -1, name)  # type: ignore[operator]
@@ -386,12 +479,26 @@ class FakeNetwork(_Connections, Network):
             ran += n
 
     def sleep(self, seconds: float | None) -> None:
-        """Advance virtual time by *seconds*, delivering what falls due."""
+        """Advance virtual time by *seconds*, delivering what falls due.
+
+        ``sleep(0)`` in a loop that changes nothing is an idle pass (it costs
+        *pass_cost*, see the class doc), so a program that busy-waits for a
+        timer or for data in flight still sees its clock move."""
         if seconds is None:
             raise TypeError("'NoneType' object cannot be interpreted as an integer")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"sleep(): seconds must be a number, got {seconds!r} "
+                            f"({type(seconds).__name__})")
+        if not math.isfinite(seconds):
+            raise ValueError(f"sleep(): seconds must be a finite number, got {seconds!r}")
         if seconds < 0:
-            raise ValueError("sleep length must be non-negative")
-        self._wait_until(self._now + seconds, lambda: False)
+            raise ValueError(f"sleep length must be non-negative, got {seconds!r}")
+        if self._pumping:
+            self._wait_until(self._now + seconds, _never)
+            return
+        self._pass_start(seconds == 0)
+        self._wait_until(self._now + seconds, _never)
+        self._mark = (self.activity, self._now)
 
     def _wait_until(self, deadline: float, ready: Callable[[], bool]) -> bool:
         """Process events up to *deadline* or until *ready()*; True if ready."""
@@ -405,16 +512,129 @@ class FakeNetwork(_Connections, Network):
             self._advance(nxt)
             self._process_due()
 
+    # -- progress: idle passes -------------------------------------------------
+    def _pass_start(self, at_once: bool) -> bool:
+        """Account the pass that ended with this wait (select/poll/sleep, not
+        inside a pump). If it changed nothing since the last wait, it was an
+        idle pass: a wait that returns *at_once* (something ready, or timeout
+        0) costs *pass_cost* (see :meth:`_spin`); one that waits pays with
+        its own time, but a loop that only ever waits, with nothing pending,
+        is stuck: :class:`Deadlock` after STALL_LIMIT such passes. Returns
+        True when the clock moved (the caller looks at readiness again)."""
+        if self._mark != (self.activity, self._now):
+            if self._spins:
+                self._end_streak()
+            return False
+        if at_once:
+            self._spin()
+            return True
+        self._spins += 1
+        if (self._spins >= STALL_LIMIT and self._next_event_time() is None
+                and not len(self.timers)):
+            report = self._deadlock_report(
+                f"{STALL_LIMIT} passes of the loop in a row waited with nothing ready and "
+                "nothing pending")
+            self._end_streak()
+            raise Deadlock(report)
+        return False
+
+    def _end_streak(self) -> None:
+        """Something happened: the run of idle passes (if any) is over."""
+        if self._spins:
+            self._spins = 0
+            self._streak += 1
+
+    def _spin(self) -> None:
+        """Account one idle pass (see the class doc): it costs *pass_cost*;
+        after STALL_LIMIT in a row the clock jumps to the next thing that can
+        change anything, and with nothing left, :class:`Deadlock`."""
+        self._spins += 1
+        cost = self.pass_cost
+        limit = self._block_deadline
+        if self._spins < STALL_LIMIT:
+            if cost:
+                target = self._now + cost
+                if self._blocking and limit is not None and limit < target:
+                    target = max(limit, self._now)
+                self._wait_until(target, _never)
+            return
+        # a livelock: nothing the loop does changes anything
+        target = self._next_change()
+        if self._limited_rule_firing():
+            # a fault rule that fires on every pass will run out of its limit
+            # after so many passes, not after so much time: keep spinning
+            step = self._now + cost
+            self._wait_until(step if target is None else min(step, max(target, self._now)), _never)
+            return
+        if target is not None and target > self._now:
+            self._wait_until(target, _never)
+            return
+        if target is not None and self._spins < 2 * STALL_LIMIT:
+            # something is due now: the loop should run it
+            self._wait_until(self._now + cost, _never)
+            return
+        report = self._livelock_report()
+        self._end_streak()
+        raise Deadlock(report)
+
+    def _firing_rules(self) -> list[tuple[int, Any]]:
+        """The fault rules that fired during the current run of idle passes."""
+        streak = self._streak
+        rules = self.faults.plan.rules
+        return [(i, rules[i]) for i, (s, _) in sorted(self._streak_rules.items())
+                if s == streak and i < len(rules)]
+
+    def _limited_rule_firing(self) -> bool:
+        """Is a rule with a ``limit`` among those firing (it will run out, or
+        just did: the next pass may get through)?"""
+        for i, rule in self._firing_rules():
+            limit = rule.where.get("limit") if rule.where else None
+            if limit is not None and (self.faults.fired[i] < limit
+                                      or self._streak_rules[i][1] >= self._spins - 2):
+                return True
+        return False
+
+    def _next_change(self) -> float | None:
+        """The earliest time something pending can change anything: an
+        in-flight event, a timer, the innermost blocking call's deadline, the
+        end of the window of a fault rule that keeps firing."""
+        # a blocking call's own deadline; else run()'s (a blocking call
+        # cannot be cut short by run(), which looks at its deadline between passes)
+        limit = self._block_deadline if self._blocking else self._run_deadline
+        times = [t for t in (self._next_event_time(), self.timers.next_deadline(), limit)
+                 if t is not None]
+        for _, rule in self._firing_rules():
+            window = rule.where.get("window") if rule.where else None
+            if window is not None and window[1] >= self._now:
+                times.append(math.nextafter(float(window[1]), math.inf))
+        return min(times) if times else None
+
+    def _livelock_report(self) -> str:
+        lines = [f"livelock on {self!r}: {STALL_LIMIT} passes of the loop in a row changed "
+                 "nothing (no bytes moved, no connection changed state, no event or timer ran) "
+                 "and nothing is pending that could change that; on a real machine this "
+                 "program would spin until a deadline, or forever."]
+        firing = self._firing_rules()
+        if firing:
+            lines.append("fault rules that fired during those passes:")
+            for i, rule in firing:
+                lines.append(f"  {i + 1}. {rule.describe()}: fired {self.faults.fired[i]} time(s)")
+        lines.append("sockets:")
+        lines.extend(f"  {sock._describe()}" for sock in self.sockets)
+        if not self._fds:
+            lines.append("  (none open)")
+        return "\n".join(lines)
+
     # -- links ---------------------------------------------------------------
     def link(self, a: str, b: str, *, latency: float | None = None,
              bandwidth: float | None = None) -> None:
         """Set the one-way latency and bandwidth between addresses *a* and *b*
         (both directions)."""
-        lat = self.latency if latency is None else float(latency)
-        if lat < 0:
-            raise ValueError(f"latency must be >= 0, got {latency!r}")
-        if bandwidth is not None and bandwidth <= 0:
-            raise ValueError(f"bandwidth must be > 0 bytes/s or None, got {bandwidth!r}")
+        for name, addr in (("a", a), ("b", b)):
+            if not isinstance(addr, str) or not addr:
+                raise TypeError(f"link(): {name} must be an address (a non-empty str), got {addr!r}")
+        lat = self.latency if latency is None else _check_number("link(): latency", latency)
+        _check_number("link(): bandwidth", bandwidth, strict=True, none=True)
         self._links[(a, b)] = self._links[(b, a)] = (lat, bandwidth)
 
     def _link(self, a: str, b: str) -> tuple[float, float | None]:
@@ -606,6 +826,12 @@ class FakeNetwork(_Connections, Network):
 
     def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
         """``select.select`` over this network's file numbers, in virtual time."""
+        if timeout is not None and timeout.__class__ is not float:
+            timeout = _wait_timeout(timeout, 1.0, "a float")
+        elif timeout is not None and not 0.0 <= timeout < 9.2e9:
+            timeout = _wait_timeout(timeout, 1.0, "a float")
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be non-negative")
         fds = self._fds
         try:
             rs = [fds[fd] for fd in r]
@@ -630,6 +856,11 @@ class FakeNetwork(_Connections, Network):
               if ((e := s._end) is not None and not s._closed
                   and (e.wr_shut or e.reset or len(e.sq) < e.scap or e.err))
               or (e is None and s._sel_w())]
+        # if the pass since the last wait changed nothing, it was an idle pass
+        # (see the class doc)
+        if not self._pumping and self._pass_start(bool(rr or wr) or timeout == 0):
+            rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
+            wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
         if self._faulty and (rr or wr or timeout == 0):
             self._signal_wait(0.0, lambda: True)  # an eintr rule's handler may raise
         if not (rr or wr) and timeout != 0:
@@ -640,10 +871,10 @@ class FakeNetwork(_Connections, Network):
                 self._wait(timeout, ready)
             rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
             wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
-        elif not (rr or wr):
-            self._wait(0.0, lambda: False)
-        else:
-            self._stalled = 0
+        if rr or wr:
+            self._served += len(rr) + len(wr)
+        if not self._pumping:
+            self._mark = (self.activity, self._now)
         if self.shuffle:
             rr, wr = self._order(rr), self._order(wr)
         tr = self._tr
@@ -660,31 +891,22 @@ class FakeNetwork(_Connections, Network):
         return _FakePoll(self)
 
     def _wait(self, timeout: float | None, ready: Callable[[], bool]) -> None:
+        """The waiting part of select/poll: until *ready()* or *timeout*
+        (None: no limit); jumps the clock from event to event."""
         if timeout is not None and timeout < 0:
             timeout = None if timeout == -1 else 0.0
         self._process_due()
-        if ready():
-            self._stalled = 0
+        if ready() or timeout == 0:
             return
-        if timeout is None:
-            deadline = None
-        else:
-            deadline = self._now + timeout
-        nxt = self._next_event_time()
-        if nxt is None and not len(self.timers):
+        deadline = None if timeout is None else self._now + timeout
+        if self._next_event_time() is None:
             if deadline is None:
+                # simnet timers run in the loop, not inside a wait: only an
+                # in-flight event could end this one
                 raise Deadlock(self._deadlock_report("a wait with no timeout"))
-            if self._running:
+            if self._running and not len(self.timers):
                 raise Deadlock(self._deadlock_report(
                     "run(): no channel is ready and nothing is pending"))
-        if nxt is None and (deadline is None or not self.timers._heap):
-            self._stalled += 1
-            if self._stalled >= STALL_LIMIT:
-                self._stalled = 0
-                raise Deadlock(self._deadlock_report(
-                    f"{STALL_LIMIT} passes in a row with nothing ready and nothing pending"))
-        else:
-            self._stalled = 0
         self._wait_until(float("inf") if deadline is None else deadline, ready)
 
     def _signal_wait(self, timeout: float | None, ready: Callable[[], bool]) -> bool:
@@ -708,7 +930,6 @@ class FakeNetwork(_Connections, Network):
         start = self._now
         self._advance(nxt)
         self._process_due()
-        self._stalled = 0
         if ready():
             return True  # it would have woken here anyway
         if faults.holds(i) and faults.fire(i, "wait"):
@@ -791,39 +1012,92 @@ class FakeNetwork(_Connections, Network):
         What a blocking call on a fake socket does: serve the maps (so a
         dispatcher server answers), deliver in-flight data, fire timers, and
         jump the clock to the next event when nothing else can happen.
-        Raises ``TimeoutError`` ("timed out") at the deadline, and
-        :class:`Deadlock` when nothing can ever make *ready()* true.
+        Progress is anything that can change what happens next: a channel
+        served (a handler called), bytes moved, a state change, an event or
+        a timer. A pass whose handlers changed nothing visible is an idle
+        pass (it costs *pass_cost*, see the class doc). Raises
+        ``TimeoutError`` ("timed out") at the deadline, and
+        :class:`Deadlock` only when nothing at all can happen -- the same
+        grace with and without a timeout.
         """
         deadline = None if timeout is None else self._now + timeout
-        idle_passes = 0
+        outer = self._block_deadline
+        self._block_deadline = deadline
+        self._blocking += 1
+        try:
+            self._block(ready, deadline, what)
+        finally:
+            self._blocking -= 1
+            self._block_deadline = outer
+
+    def _block(self, ready: Callable[[], bool], deadline: float | None, what: str) -> None:
+        quiet = 0  # passes in a row in which nothing was ready and nothing pending
         while True:
             self._process_due()
             if ready():
                 return
-            before = self.activity
+            if deadline is not None and self._now >= deadline:
+                raise TimeoutError("timed out")
+            before, served = self.activity, self._served
             self._pump()
             if ready():
                 return
             if self.activity != before:
-                idle_passes = 0
+                quiet = 0
+                self._end_streak()
                 continue
-            idle_passes += 1
+            if self._served != served:
+                # handlers ran but changed nothing visible (a flag flipped, a
+                # spurious EAGAIN): an idle pass, never a reason to give up
+                quiet = 0
+                self._spin()
+                continue
+            # nothing in any map was ready: only an event or a timer can help
+            self._end_streak()
             nxt = self._next_event_time()
             tnext = self.timers.next_deadline()
             if tnext is not None and (nxt is None or tnext < nxt):
                 nxt = tnext
             if nxt is None or (deadline is not None and nxt > deadline):
+                quiet += 1
+                if quiet < 3:
+                    continue  # a predicate may still change its mind
                 if deadline is None:
-                    if idle_passes < 3:
-                        continue
                     raise Deadlock(self._deadlock_report(f"blocking {what} can never complete"))
                 self._advance(deadline)
                 self._process_due()
                 if ready():
                     return
                 raise TimeoutError("timed out")
+            quiet = 0
             self._advance(nxt)
             self.timers.run_due()
+
+    def retry(self, deadline: float | None, what: str) -> None:
+        """One retry of a blocking call that got a spurious EAGAIN.
+
+        The kernel (or CPython's ``sock_call`` for a socket with a timeout)
+        waits and calls again; the caller never sees the EAGAIN. Here the
+        retry serves the rest of the program for one pass and costs an idle
+        pass when that changed nothing. Raises ``TimeoutError`` once the
+        call's *deadline* has passed.
+        """
+        if deadline is not None and self._now >= deadline:
+            raise TimeoutError("timed out")
+        outer = self._block_deadline
+        self._block_deadline = deadline
+        self._blocking += 1
+        try:
+            before = self.activity
+            self._process_due()
+            self._pump()
+            if self.activity == before:
+                self._spin()
+            else:
+                self._end_streak()
+        finally:
+            self._blocking -= 1
+            self._block_deadline = outer
 
     def run(self, until: Callable[[], bool] | None = None, timeout: float = 60.0,
             map: dict | None = None, *, poller: str = "select") -> float:
@@ -832,14 +1106,17 @@ class FakeNetwork(_Connections, Network):
         Returns the virtual seconds it took. Raises :class:`SimulationTimeout`
         when *timeout* virtual seconds pass first, and :class:`Deadlock` when
         nothing is ready and nothing is pending (the report lists each
-        socket's state).
+        socket's state), or when the program livelocks (see the class doc).
         """
         from simnet import asyncore
 
         if until is not None and not callable(until):
             raise TypeError(f"until must be a callable returning bool, or None; got {until!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError(f"timeout must be a number of virtual seconds >= 0, got {timeout!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"run(): timeout must be a number of virtual seconds, got {timeout!r}")
+        if not math.isfinite(timeout) or timeout < 0:
+            raise ValueError(f"run(): timeout must be a finite number of virtual seconds >= 0, "
+                             f"got {timeout!r}")
         if map is None:
             map = asyncore.socket_map
         poll_fun = {"select": asyncore.poll, "poll": asyncore.poll2}.get(poller)
@@ -849,14 +1126,19 @@ class FakeNetwork(_Connections, Network):
         deadline = start + timeout
         done = until if until is not None else (lambda: not map)
         self._running += 1
+        outer = self._run_deadline
+        self._run_deadline = deadline
         try:
             return self._run(done, map, poll_fun, start, deadline, timeout)
         finally:
             self._running -= 1
+            self._run_deadline = outer
 
     def _run(self, done: Callable[[], bool], map: dict, poll_fun: Callable[..., None],
              start: float, deadline: float, timeout: float) -> float:
-        stalls = 0
+        # Progress is accounted by the waits themselves (select/poll/sleep):
+        # idle passes cost pass_cost, a livelock ends in a fast-forward or a
+        # Deadlock; only foreign pumps (add_pump) need watching here.
         stall_mark = -1
         while not done():
             if self._pumps:
@@ -864,6 +1146,11 @@ class FakeNetwork(_Connections, Network):
                 if done():
                     break
             if self._now >= deadline:
+                if self._spins >= STALL_LIMIT:
+                    raise SimulationTimeout(
+                        f"run(): the condition did not hold within {timeout} virtual seconds "
+                        f"(seed {self.seed}); the clock was fast-forwarded to the deadline "
+                        f"because the program livelocked.\n{self._livelock_report()}")
                 raise SimulationTimeout(
                     f"run(): the condition did not hold within {timeout} virtual seconds "
                     f"(seed {self.seed}).\n{self.describe()}")
@@ -879,14 +1166,7 @@ class FakeNetwork(_Connections, Network):
                 self._process_due()
                 self.timers.run_due()
                 continue
-            before = (self.activity, self._now)
             poll_fun(deadline - self._now, map)
-            if (self.activity, self._now) == before:
-                stalls += 1
-                if stalls >= STALL_LIMIT:
-                    raise Deadlock(self._deadlock_report("the loop makes no progress"))
-            else:
-                stalls = 0
         return self._now - start
 
     # -- unmodified blocking clients ---------------------------------------------------
@@ -949,6 +1229,10 @@ class _FakePoll:
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
         """Wait up to *timeout* milliseconds (None or negative: no limit)."""
+        if timeout is not None:
+            timeout = _wait_timeout(timeout, 1e-3, "an integer")
+            if timeout >= 0 and math.ceil(timeout) > 2 ** 31 - 1:
+                raise OverflowError("timeout is too large")
         if timeout is not None and timeout >= 0:
             seconds = timeout / 1000.0
         else:
@@ -957,12 +1241,25 @@ class _FakePoll:
         for fd in self._fds:
             if fd < _state.FAKE_FD_BASE:
                 net._sock_for(fd)
-        def ready() -> bool:
-            return bool(self._results())
+        if net._events:
+            net._process_due()
+        results = self._results()
+        # the pass before may have been idle (see FakeNetwork)
+        if not net._pumping and net._pass_start(bool(results) or seconds == 0):
+            results = self._results()
+        if net._faulty and (results or seconds == 0):
+            net._signal_wait(0.0, lambda: True)  # an eintr rule's handler may raise
+        if not results and seconds != 0:
+            def ready() -> bool:
+                return bool(self._results())
 
-        if not (net._faulty and net._signal_wait(seconds, ready)):
-            net._wait(seconds, ready)
-        results = net._order(self._results())
+            if not (net._faulty and net._signal_wait(seconds, ready)):
+                net._wait(seconds, ready)
+            results = self._results()
+        net._served += len(results)
+        if not net._pumping:
+            net._mark = (net.activity, net._now)
+        results = net._order(results)
         if net._tr is not None:
             net._tr += (5, net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results])
         return results

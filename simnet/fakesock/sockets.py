@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import errno
 import io
+import math
+import operator
 import socket as _socket
 import struct
 from collections import deque
@@ -73,6 +75,35 @@ def _strerror(code: int) -> str:
 
 def _blocking() -> BlockingIOError:
     return BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+def _parse_timeout(value: Any) -> float | None:
+    """A timeout as CPython's ``socket.settimeout`` takes it: None, or a
+    number of seconds >= 0, rounded up to whole nanoseconds; with CPython's
+    exact errors (NaN: ValueError, out of range: OverflowError, negative:
+    ValueError, not a number: TypeError)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        ns = value * 1e9
+        if not -9223372036854775808.0 <= ns < 9223372036854775808.0:
+            raise OverflowError("timestamp out of range for platform time_t")
+        ns = math.ceil(ns) if ns >= 0.0 else math.floor(ns)
+    else:
+        try:
+            sec = operator.index(value)
+        except TypeError:
+            raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+        ns = sec * 1_000_000_000
+        if not -(1 << 63) <= sec < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+    if ns < 0:
+        raise ValueError("Timeout value out of range")
+    if ns % 1_000_000_000 == 0:
+        return float(ns // 1_000_000_000)
+    return ns / 1e9
 
 
 def _ename(exc: BaseException) -> str:
@@ -288,6 +319,7 @@ class FakeSocket:
         self._calls = {"send": 0, "recv": 0, "accept": 0, "connect": 0}
         self._announced = True  # a completed connect was reported by connect()
         self._shut = 0  # shutdown() on an unconnected socket still takes effect
+        self._call_deadline: float | None = None  # sendall's deadline, across its sends
         self._fd = net._alloc_fd(self)
         if net._tr is not None:
             net._tr += (5, net._now, "socket", self._fd, int(family), int(base))
@@ -355,13 +387,7 @@ class FakeSocket:
 
     def settimeout(self, value: float | None) -> None:
         self._check()
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError("Timeout value must be int, float or None")
-            if value < 0:
-                raise ValueError("Timeout value out of range")
-            value = float(value)
-        self._timeout = value
+        self._timeout = _parse_timeout(value)
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -381,12 +407,43 @@ class FakeSocket:
         if tr is not None:
             tr += (len(event) + 1, self.network._now) + event
 
-    def _wait(self, ready: Any, what: str, flags: int = 0) -> None:
+    def _wait(self, ready: Any, what: str, flags: int = 0, deadline: float | None = None) -> None:
         """Block (run the simulation) until ready(), honouring the timeout
-        (and MSG_DONTWAIT in *flags*)."""
-        if self._timeout == 0.0 or flags & _MSG_DONTWAIT:
+        (and MSG_DONTWAIT in *flags*). *deadline* is the call's deadline
+        when it has one already (CPython computes it once per call)."""
+        if self._timeout == 0.0 or (flags & _MSG_DONTWAIT and self._timeout is None):
+            # (with a timeout, CPython waits for readiness before the call, so
+            # MSG_DONTWAIT only matters to a blocking socket)
             raise _blocking()
-        self.network.block(ready, self._timeout, what)
+        if deadline is None:
+            self.network.block(ready, self._timeout, what)
+        else:
+            self.network.block(ready, max(0.0, deadline - self.network._now), what)
+
+    def _deadline(self) -> float | None:
+        """The virtual time at which a call starting now times out (None: never)."""
+        if self._timeout is None or self._timeout == 0.0:
+            return None
+        return self.network._now + self._timeout
+
+    def _retry_eagain(self, op: str, rule: Any, what: str, flags: int = 0,
+                      deadline: float | None = None) -> Any:
+        """A fault rule said EAGAIN. A non-blocking socket (or MSG_DONTWAIT)
+        sees it; a blocking or timeout-mode one never does -- the kernel
+        blocks, CPython's ``sock_call`` waits and calls again -- so there it
+        costs a retry (another pass of the simulation) and the call goes on,
+        until the socket's deadline (TimeoutError). The rule counts as fired
+        each time. Returns the rule that applies to the call that got through."""
+        if self._timeout == 0.0 or (flags & _MSG_DONTWAIT and self._timeout is None):
+            raise _blocking()
+        net = self.network
+        if deadline is None:
+            deadline = self._deadline()
+        while rule is not None and rule.fault == "eagain":
+            net.retry(deadline, what)
+            self._check()
+            rule = self._fault(op)
+        return rule
 
     # -- addresses -------------------------------------------------------------------
     def _parse(self, address: Any, what: str) -> Any:
@@ -580,12 +637,13 @@ class FakeSocket:
         self._check()
         if self._state != "listening":
             raise _oserror(errno.EINVAL)
+        deadline = self._deadline()
         if self.network._faulty:
             rule = self._fault("accept")
             if rule is not None and rule.fault == "eagain":
-                raise _blocking()
+                self._retry_eagain("accept", rule, "accept()", deadline=deadline)
         if not self._accept_q:
-            self._wait(lambda: bool(self._accept_q) or self._closed, "accept()")
+            self._wait(lambda: bool(self._accept_q) or self._closed, "accept()", deadline=deadline)
             self._check()
         end = self._accept_q.popleft()
         sock = FakeSocket(self.network, self._family, self._type, self._proto)
@@ -651,7 +709,9 @@ class FakeSocket:
             self._state = "new"
             return code or errno.ECONNABORTED
         if self._state == "connecting":
-            if self._timeout == 0.0:
+            if self._timeout is not None:
+                # a timeout-mode socket is non-blocking in the kernel: CPython
+                # waits only after EINPROGRESS, so EALREADY comes out at once
                 return errno.EALREADY
         else:
             spurious = self._start_connect(key)
@@ -666,7 +726,10 @@ class FakeSocket:
             except TimeoutError:
                 return -1
         if self._state == "connected":
-            self._announced = True
+            # a timeout-mode TCP socket is non-blocking in the kernel: its
+            # connect said EINPROGRESS and CPython read the outcome from
+            # SO_ERROR, so the kernel still has a 0 to say to the next connect
+            self._announced = self._timeout is None or self._family == AF_UNIX
             return 0
         code, self._err = self._err, 0
         self._state = "new"
@@ -705,7 +768,9 @@ class FakeSocket:
                     net.faults.fire(found[0], "connect", self._conn, self._fd)
                     raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if listener._queue_full():
-                if self._timeout == 0.0:
+                if self._timeout is not None:
+                    # Linux says EAGAIN to a non-blocking fd (timeout mode
+                    # included: CPython waits only after EINPROGRESS)
                     raise _blocking()
                 net.block(lambda: not listener._queue_full() or listener._state != "listening",
                           self._timeout, "connect()")
@@ -788,11 +853,12 @@ class FakeSocket:
                 raise _oserror(errno.EDESTADDRREQ)
             return self._sendto(bytes(view), self._raddr)
         net = self.network
+        deadline = self._call_deadline if self._call_deadline is not None else self._deadline()
         rule = self._fault("send") if net._faulty else None
         if rule is not None and rule.fault == "eagain":
-            raise _blocking()
+            rule = self._retry_eagain("send", rule, "send()", flags, deadline)
         if self._state == "connecting":
-            self._wait(lambda: self._state != "connecting", "send()")
+            self._wait(lambda: self._state != "connecting", "send()", flags, deadline)
         end = self._end
         if end is None:
             if self._err:
@@ -813,7 +879,8 @@ class FakeSocket:
             space = end.scap - len(end.sq)
             if space > 0:
                 break
-            self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags)
+            self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags,
+                       deadline)
         n = whole = min(len(view), space)
         if rule is not None and rule.fault == "partial_send":
             n = net.faults.size(rule, n, commit=False)
@@ -849,8 +916,16 @@ class FakeSocket:
         view = memoryview(data).cast("B")
         total = len(view)
         sent = 0
-        while sent < total:
-            sent += self.send(view[sent:], flags)
+        # CPython: the timeout bounds the whole sendall, not each send
+        deadline = self._deadline()
+        try:
+            while sent < total:
+                if deadline is not None and self.network._now >= deadline:
+                    raise TimeoutError("timed out")
+                self._call_deadline = deadline
+                sent += self.send(view[sent:], flags)
+        finally:
+            self._call_deadline = None
         return None
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
@@ -895,14 +970,15 @@ class FakeSocket:
         if self._type == SOCK_DGRAM:
             return self._recvfrom(bufsize, flags)[0]
         net = self.network
+        deadline = self._deadline()
         rule = self._fault("recv") if net._faulty else None
         if rule is not None and rule.fault == "eagain":
-            raise _blocking()
+            rule = self._retry_eagain("recv", rule, "recv()", flags, deadline)
         peek = bool(flags & _MSG_PEEK)
         if self._state == "connecting":
             if bufsize == 0 and self._timeout == 0.0:
                 raise _blocking()
-            self._wait(lambda: self._state != "connecting", "recv()")
+            self._wait(lambda: self._state != "connecting", "recv()", flags, deadline)
         end = self._end
         if end is None:
             if self._err:
@@ -934,7 +1010,7 @@ class FakeSocket:
             if end.rd_shut or end.reset:
                 return b""
             self._wait(lambda: bool(end.rbuf) or end.fin_rcvd or bool(end.err) or end.reset or end.rd_shut,
-                       "recv()", flags)
+                       "recv()", flags, deadline)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -1023,6 +1099,7 @@ class FakeSocket:
         return len(data), addr
 
     def _recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+        deadline = self._deadline()
         while True:
             if self._err:
                 # a pending ICMP error comes before queued datagrams, as on Linux
@@ -1034,7 +1111,7 @@ class FakeSocket:
                     self._dgram_bytes -= len(data)
                     self.network.activity += 1
                 return data[:bufsize], self._sockname(src)
-            self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()", flags)
+            self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()", flags, deadline)
 
     def _accept_datagram(self, data: bytes, src: Any) -> None:
         if self._closed:

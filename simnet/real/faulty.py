@@ -163,6 +163,31 @@ def _blocking_error() -> BlockingIOError:
     return BlockingIOError(errno.EAGAIN, _EAGAIN_TEXT)
 
 
+_MSG_DONTWAIT = int(getattr(_socket, "MSG_DONTWAIT", 0x40))
+
+
+def _wait_ready(ksock: Any, writing: bool, deadline: float | None) -> None:
+    """What CPython's ``sock_call`` does before retrying a call that failed
+    with EAGAIN on a blocking or timeout-mode socket: wait until the kernel
+    socket is ready (or the deadline passes: ``TimeoutError``)."""
+    import select as _select
+
+    fd = ksock.fileno()
+    if fd < 0:
+        return  # the plan closed the kernel socket (a reset): the call reports it
+    if deadline is None:
+        ms = -1
+    else:
+        left = deadline - _monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        ms = max(1, int(left * 1000 + 0.999))
+    poller = _select.poll()
+    poller.register(fd, _select.POLLOUT if writing else _select.POLLIN)
+    if not poller.poll(ms) and deadline is not None:
+        raise TimeoutError("timed out")
+
+
 class RealSession:
     """What a :class:`~simnet.real.RealNetwork` with faults or a trace keeps:
     the fault engine, the recording, connection numbers, the pairing of
@@ -625,8 +650,10 @@ class FaultySocket:
         if st.on_accept:
             rule = self._match("accept", self._n_accept)
             if rule is not None and rule.fault == "eagain":
-                st.record("accept", self._fd, "EAGAIN", None, None)
-                raise _blocking_error()
+                if self._sock.gettimeout() == 0.0:
+                    st.record("accept", self._fd, "EAGAIN", None, None)
+                    raise _blocking_error()
+                self._retry_eagain("accept", rule, False)
         try:
             ksock, addr = self._sock.accept()
         except OSError as exc:
@@ -718,9 +745,9 @@ class FaultySocket:
                          data if taken == n else data[:taken])
                 self._st.payload += taken
             return taken
-        return self._send(data, lambda chunk: self._sock.send(chunk, flags))
+        return self._send(data, lambda chunk: self._sock.send(chunk, flags), flags)
 
-    def _send(self, data: Any, kernel: Callable[[Any], int]) -> int:
+    def _send(self, data: Any, kernel: Callable[[Any], int], flags: int = 0) -> int:
         """A send under the plan: EAGAIN, partial sends, the after_bytes cut."""
         st = self._st
         view = memoryview(data).cast("B")
@@ -728,7 +755,10 @@ class FaultySocket:
         try:
             rule = self._match("send", self._n_send) if st.on_send and self._stream else None
             if rule is not None and rule.fault == "eagain":
-                raise _blocking_error()
+                timeout = self._sock.gettimeout()
+                if timeout == 0.0 or (flags & _MSG_DONTWAIT and timeout is None):
+                    raise _blocking_error()
+                rule = self._retry_eagain("send", rule, True)
             if self._reset:
                 raise self._reset_error(True)
             n = size
@@ -766,6 +796,27 @@ class FaultySocket:
             self._check_disconnect()
         return taken
 
+    def _retry_eagain(self, op: str, rule: Rule, writing: bool) -> Rule | None:
+        """A rule said EAGAIN to a blocking or timeout-mode socket, which never
+        shows EAGAIN: as CPython's ``sock_call`` does, wait until the kernel
+        socket is ready and call again (each retry is another call of *op*,
+        matched and counted again), until the socket's timeout runs out
+        (``TimeoutError``). Returns the rule for the call that got through."""
+        timeout = self._sock.gettimeout()
+        deadline = None if timeout is None else _monotonic() + timeout
+        while rule is not None and rule.fault == "eagain":
+            _wait_ready(self._sock, writing, deadline)
+            if op == "recv":
+                self._n_recv += 1
+                rule = self._match("recv", self._n_recv)
+            elif op == "send":
+                self._n_send += 1
+                rule = self._match("send", self._n_send)
+            else:
+                self._n_accept += 1
+                rule = self._match("accept", self._n_accept)
+        return rule
+
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send everything, one :meth:`send` (faults included) at a time."""
         view = memoryview(data).cast("B")
@@ -801,10 +852,10 @@ class FaultySocket:
         if bufsize == 0 and type(bufsize) is int:
             return self._sock.recv(0, flags)  # no system call: not counted
         self._n_recv += 1
-        return self._recv(bufsize, lambda n: self._sock.recv(n, flags), b"")
+        return self._recv(bufsize, lambda n: self._sock.recv(n, flags), b"", None, flags)
 
     def _recv(self, asked: int, kernel: Callable[[int], Any], eof: Any,
-              view: memoryview | None = None) -> Any:
+              view: memoryview | None = None, flags: int = 0) -> Any:
         """A recv under the plan: EAGAIN, short reads, the reset state.
 
         *kernel* takes the size to ask for and returns bytes, or a count of
@@ -814,7 +865,10 @@ class FaultySocket:
         try:
             rule = self._match("recv", self._n_recv) if st.on_recv and self._stream else None
             if rule is not None and rule.fault == "eagain":
-                raise _blocking_error()
+                timeout = self._sock.gettimeout()
+                if timeout == 0.0 or (flags & _MSG_DONTWAIT and timeout is None):
+                    raise _blocking_error()
+                rule = self._retry_eagain("recv", rule, False)
             n = asked
             if self._reset:
                 left = self._left
@@ -878,7 +932,7 @@ class FaultySocket:
         if asked == 0:
             return self._sock.recv_into(view, 0, flags)  # not counted, as recv(0)
         self._n_recv += 1
-        return self._recv(asked, lambda n: self._sock.recv_into(view, n, flags), 0, view)
+        return self._recv(asked, lambda n: self._sock.recv_into(view, n, flags), 0, view, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         if not self._stream:
