@@ -276,7 +276,12 @@ class FakeSocket:
 
     It has the methods and errors of ``socket.socket`` (see the module
     docstring). Blocking calls run the simulation until they can complete;
-    timeouts are in virtual seconds.
+    timeouts are in virtual seconds. A timeout-mode socket behaves as
+    CPython's ``sock_call`` drives a non-blocking kernel socket: it waits
+    for readiness (the whole call shares one deadline, ``sendall``
+    included), then calls. A spurious EAGAIN from a fault rule reaches only
+    non-blocking callers; a blocking or timeout-mode call retries instead
+    (each retry is another call of the operation, and costs an idle pass).
     """
 
     def __init__(self, net: Any, family: int, type: int, proto: int = 0) -> None:
