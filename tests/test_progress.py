@@ -775,3 +775,15 @@ def test_select_and_poll_check_their_timeout_as_cpython_does(value, by_select, b
         fp = net.poll()
         fp.register(s.fileno(), 0x004)
         assert _outcome(lambda: fp.poll(value)) == by_poll
+
+
+def test_idle_passes_stop_at_the_deadline_exactly():
+    with FakeNetwork(seed=0, pass_cost=0.3) as net:
+        m = {}
+        a, b = _pair(net)
+        Spinner(a, m, 10 ** 9)
+        with pytest.raises(SimulationTimeout):
+            net.run(until=lambda: False, map=m, timeout=1.0)
+        assert net.time() == 1.0  # not 1.2: the last idle pass stops at the deadline
+        simnet.close_all(m)
+        b.close()

@@ -550,11 +550,12 @@ class FakeNetwork(_Connections, Network):
         change anything, and with nothing left, :class:`Deadlock`."""
         self._spins += 1
         cost = self.pass_cost
-        limit = self._block_deadline
+        # never past the deadline of the blocking call (else of run()) waiting
+        limit = self._block_deadline if self._blocking else self._run_deadline
         if self._spins < STALL_LIMIT:
             if cost:
                 target = self._now + cost
-                if self._blocking and limit is not None and limit < target:
+                if limit is not None and limit < target:
                     target = max(limit, self._now)
                 self._wait_until(target, _never)
             return

@@ -276,7 +276,12 @@ class FakeSocket:
 
     It has the methods and errors of ``socket.socket`` (see the module
     docstring). Blocking calls run the simulation until they can complete;
-    timeouts are in virtual seconds.
+    timeouts are in virtual seconds. A timeout-mode socket behaves as
+    CPython's ``sock_call`` drives a non-blocking kernel socket: it waits
+    for readiness (the whole call shares one deadline, ``sendall``
+    included), then calls. A spurious EAGAIN from a fault rule reaches only
+    non-blocking callers; a blocking or timeout-mode call retries instead
+    (each retry is another call of the operation, and costs an idle pass).
     """
 
     def __init__(self, net: Any, family: int, type: int, proto: int = 0) -> None:
@@ -378,16 +383,23 @@ class FakeSocket:
 
     # -- blocking mode -----------------------------------------------------------------
     def setblocking(self, flag: bool) -> None:
+        try:
+            block = operator.index(flag)
+        except TypeError:
+            raise TypeError(f"'{type(flag).__name__}' object cannot be interpreted as an integer") from None
+        if not -(1 << 63) <= block < (1 << 63):
+            raise OverflowError("Python int too large to convert to C long")
+        # CPython sets the mode first, then fails on a closed socket
+        self._timeout = None if block else 0.0
         self._check()
-        self._timeout = None if flag else 0.0
 
     def getblocking(self) -> bool:
-        self._check()
-        return self._timeout != 0.0
+        return self._timeout != 0.0  # CPython: no descriptor needed
 
     def settimeout(self, value: float | None) -> None:
-        self._check()
+        # CPython checks the value, sets it, then fails on a closed socket
         self._timeout = _parse_timeout(value)
+        self._check()
 
     def gettimeout(self) -> float | None:
         return self._timeout

@@ -11,7 +11,10 @@ short_read      ``recv()`` asks the kernel for at most ``max_bytes`` (None: a
                 random part of what is buffered, measured with FIONREAD)
 eagain          ``recv``/``send``/``accept`` raise BlockingIOError(EAGAIN)
                 without calling the kernel; ``connect`` really starts the
-                connection but reports EAGAIN (asyncore: in progress)
+                connection but reports EAGAIN (asyncore: in progress). On a
+                blocking or timeout-mode socket (which never shows EAGAIN)
+                the call waits for readiness and retries, as CPython's
+                ``sock_call`` does, until the socket's timeout
 eintr           a signal during the loop's wait (``net.select``, the poll
                 object's ``poll``, ``EpollPoller``): as on Python >= 3.5 (PEP
                 475) no EINTR reaches the program; the wait returns at once,

@@ -347,3 +347,41 @@ def test_connect_again_after_a_timeout_mode_connect_says_0_once(backend):
     u.settimeout(T)
     u.connect(path)
     assert outcome(backend, lambda: u.connect_ex(path)) == ("ok", errno.EISCONN, "now")
+
+
+@pytest.mark.parametrize("value, expected", [
+    (True, ("ok", None)), (False, ("ok", 0.0)), (2, ("ok", None)), (-1, ("ok", None)),
+    (0, ("ok", 0.0)), (_Index(), ("ok", None)),
+    ("x", ("TypeError", "'str' object cannot be interpreted as an integer")),
+    (2.5, ("TypeError", "'float' object cannot be interpreted as an integer")),
+    (None, ("TypeError", "'NoneType' object cannot be interpreted as an integer")),
+    (2 ** 64, ("OverflowError", "Python int too large to convert to C long")),
+], ids=repr)
+def test_setblocking_takes_and_rejects_what_cpython_does(backend, value, expected):
+    s = backend.socket()
+    s.settimeout(7.0)
+    try:
+        s.setblocking(value)
+    except Exception as exc:
+        got = (type(exc).__name__, str(exc))
+        assert s.gettimeout() == 7.0
+    else:
+        got = ("ok", s.gettimeout())
+    assert got == expected
+
+
+def test_blocking_mode_of_a_closed_socket(backend):
+    """CPython sets the mode, then fails on the closed descriptor; it
+    checks the value first; getblocking/gettimeout need no descriptor."""
+    s = backend.socket()
+    s.close()
+    with pytest.raises(OSError) as info:
+        s.settimeout(1)
+    assert info.value.errno == errno.EBADF
+    assert s.gettimeout() == 1.0 and s.getblocking() is True
+    with pytest.raises(OSError) as info:
+        s.setblocking(False)
+    assert info.value.errno == errno.EBADF
+    assert s.gettimeout() == 0.0 and s.getblocking() is False
+    with pytest.raises(ValueError, match="Invalid value NaN"):
+        s.settimeout(math.nan)
