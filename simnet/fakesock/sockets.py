@@ -262,7 +262,8 @@ class FakeSocket:
         self._timeout = _socket.getdefaulttimeout()
         if getattr(_socket, "SOCK_NONBLOCK", 0) and type & _socket.SOCK_NONBLOCK:
             self._timeout = 0.0
-        self._closed = False
+        self._closed = False  # the descriptor is released (the kernel socket is gone)
+        self._pyclosed = False  # close() was called (CPython's socket._closed)
         self._io_refs = 0
         self._opts: dict[tuple[int, int], Any] = {}
         self._sndbuf = net.sndbuf
@@ -313,7 +314,7 @@ class FakeSocket:
         return -1 if self._closed else self._fd
 
     def __repr__(self) -> str:
-        closed = " [closed]" if self._closed else ""
+        closed = " [closed]" if self._pyclosed or self._closed else ""
         parts = [f"<simnet.FakeSocket{closed} fd={self.fileno()}", f"family={self.family.name}",
                  f"type={self.type.name}", f"proto={self._proto}"]
         if not self._closed:
@@ -1062,14 +1063,21 @@ class FakeSocket:
 
     # -- closing -----------------------------------------------------------------------
     def close(self) -> None:
+        """Close the socket, as ``socket.socket.close`` does: the descriptor is
+        released once no ``makefile()`` object uses it any more (until then
+        the socket keeps working, for those file objects and for direct calls)."""
         if self._closed:
             return
-        self._trace("close", self._fd)
-        self._closed = True
+        if not self._pyclosed:
+            self._trace("close", self._fd)
+            self._pyclosed = True
         if self._io_refs <= 0:
             self._real_close()
 
     def _real_close(self) -> None:
+        if self._closed:
+            return  # released already (e.g. a makefile() made after close())
+        self._closed = self._pyclosed = True
         net = self.network
         end = self._end
         if end is not None:
@@ -1106,7 +1114,9 @@ class FakeSocket:
     def _abort(self) -> None:
         """Close without ceremony (the network itself is closing)."""
         self._io_refs = 0
-        self._closed = True
+        if self._closed:
+            return
+        self._closed = self._pyclosed = True
         self.network._unbind(self)
         self.network._release_fd(self._fd)
 
@@ -1118,10 +1128,11 @@ class FakeSocket:
 
     # -- files -----------------------------------------------------------------------
     def _decref_socketios(self) -> None:
+        """A ``makefile()`` object closed (called by ``socket.SocketIO.close``)."""
         if self._io_refs > 0:
             self._io_refs -= 1
-        if self._closed and self._io_refs <= 0:
-            self._real_close()
+        if self._pyclosed:
+            self.close()
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,
