@@ -294,8 +294,10 @@ class FakeNetwork(_Connections, Network):
         from simnet import asyncore
 
         for m in [asyncore.socket_map] + self._maps:
-            for fd in [fd for fd, obj in m.items() if fd >= _state.FAKE_FD_BASE
-                       and getattr(getattr(obj, "socket", None), "network", None) is self]:
+            for fd in [fd for fd, obj in m.items()
+                       if (getattr(fd, "network", None) is self  # keyed by the socket
+                           or type(fd) is int and fd >= _state.FAKE_FD_BASE
+                           and getattr(getattr(obj, "socket", None), "network", None) is self)]:
                 del m[fd]
         for sock in list(self._fds.values()):
             sock._abort()
@@ -571,10 +573,9 @@ class FakeNetwork(_Connections, Network):
             rs = [fds[fd] for fd in r]
             ws = [fds[fd] for fd in w]
         except (KeyError, TypeError):
+            # objects with fileno() (sockets): select.select returns the same objects
             rs = [self._sock_for(fd) for fd in r]
             ws = [self._sock_for(fd) for fd in w]
-            r = [s._fd for s in rs]
-            w = [s._fd for s in ws]
         for fd in x:
             if fd not in fds:
                 self._sock_for(fd)
@@ -607,7 +608,13 @@ class FakeNetwork(_Connections, Network):
             rr, wr = self._order(rr), self._order(wr)
         tr = self._tr
         if tr is not None:
-            tr += (5, self._now, "ready", -1, rr, wr)
+            if any(type(x) is not int for x in rr) or any(type(x) is not int for x in wr):
+                # objects given (sockets): the trace records their file numbers
+                tr += (5, self._now, "ready", -1,
+                       [x if type(x) is int else self._sock_for(x)._fd for x in rr],
+                       [x if type(x) is int else self._sock_for(x)._fd for x in wr])
+            else:
+                tr += (5, self._now, "ready", -1, rr, wr)
             if self._tr_bytes > 1 << 26:
                 # bound the payload bytes a long traced run keeps in memory
                 self.trace.digest_flat()  # type: ignore[union-attr]
@@ -677,7 +684,7 @@ class FakeNetwork(_Connections, Network):
         try:
             maps = [asyncore.socket_map] + [m for m in self._maps if m is not asyncore.socket_map]
             for m in maps:
-                if m and any(fd in self._fds for fd in m):
+                if m and any(fd in self._fds or getattr(fd, "network", None) is self for fd in m):
                     asyncore.poll(0.0, m)
             self.timers.run_due()
         finally:
@@ -794,6 +801,22 @@ class FakeNetwork(_Connections, Network):
         return patch_socket_module(self)
 
 
+def _poll_fd(obj: Any) -> int:
+    """The file number ``select.poll`` takes for *obj*: an int, or what its
+    ``fileno()`` returns (the same errors as CPython for anything else)."""
+    fd = obj
+    if not isinstance(fd, int):
+        fileno = getattr(obj, "fileno", None)
+        if fileno is None:
+            raise TypeError("argument must be an int, or have a fileno() method.")
+        fd = fileno()
+        if not isinstance(fd, int):
+            raise TypeError("fileno() returned a non-integer")
+    if fd < 0:
+        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    return int(fd)
+
+
 class _FakePoll:
     """``select.poll()`` for fake file numbers."""
 
@@ -802,20 +825,18 @@ class _FakePoll:
         self._fds: dict[int, int] = {}
 
     def register(self, fd: Any, eventmask: int = _POLLIN | _POLLPRI | _POLLOUT) -> None:
-        if not isinstance(fd, int):
-            fd = fd.fileno()
-        self._fds[fd] = eventmask
+        self._fds[_poll_fd(fd)] = eventmask
 
     def modify(self, fd: Any, eventmask: int) -> None:
-        if not isinstance(fd, int):
-            fd = fd.fileno()
+        fd = _poll_fd(fd)
         if fd not in self._fds:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
         self._fds[fd] = eventmask
 
     def unregister(self, fd: Any) -> None:
-        if not isinstance(fd, int):
-            fd = fd.fileno()
+        fd = _poll_fd(fd)
+        if fd not in self._fds:
+            raise KeyError(fd)
         del self._fds[fd]
 
     def _results(self) -> list[tuple[int, int]]:
