@@ -1057,6 +1057,13 @@ class FakeSocket:
             mask |= _POLLOUT
         if (end.fin_rcvd or end.rd_shut) and end.wr_shut:
             mask |= _POLLHUP
+        elif self._family == AF_UNIX:
+            # Linux unix_poll: HUP once both directions are shut, counting the
+            # peer's shutdowns (its SHUT_RD shuts our sending; its close, both)
+            peer = end.peer
+            gone = peer is None or peer.detached
+            if (end.fin_rcvd or end.rd_shut or gone) and (end.wr_shut or gone or peer.rd_shut):
+                mask |= _POLLHUP | _POLLIN
         if end.err:
             mask |= _POLLERR
         return mask

@@ -260,6 +260,8 @@ Sockopt = tuple[int, int, Any]
 # method, so default arguments use these.
 AF_INET, AF_INET6, AF_UNIX = socket.AF_INET, socket.AF_INET6, socket.AF_UNIX
 SOCK_STREAM, SOCK_DGRAM = socket.SOCK_STREAM, socket.SOCK_DGRAM
+#: what asyncore.poll2 asks poll() for a readable and writable channel
+POLL_DEFAULT = select.POLLIN | select.POLLPRI | select.POLLOUT
 
 
 class Backend:
@@ -374,6 +376,20 @@ class Backend:
         r, w, x = self.select([sock], [sock], [sock], 0)
         return ("r" if r else "") + ("w" if w else "") + ("x" if x else "")
 
+    def poll_flags(self, sock: Any, events: int = POLL_DEFAULT) -> str:
+        """What ``poll()`` reports for ``sock`` right now (zero timeout), as
+        names joined by ``|`` in the order IN, PRI, OUT, ERR, HUP, NVAL."""
+        pollster = self.make_poll()
+        pollster.register(sock, events)
+        got = pollster.poll(0)
+        bits = got[0][1] if got else 0
+        return "|".join(name for name in ("IN", "PRI", "OUT", "ERR", "HUP", "NVAL")
+                        if bits & getattr(select, "POLL" + name))
+
+    def make_poll(self) -> Any:
+        """A ``select.poll()`` object of the backend."""
+        raise NotImplementedError
+
     def wait_writable(self, socks: list, timeout: float = 2.0) -> list:
         """Sockets of ``socks`` that become writable within ``timeout``."""
         return self.select([], list(socks), [], timeout)[1]
@@ -447,6 +463,9 @@ class RealBackend(Backend):
     def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
         return select.select(r, w, x, timeout)
 
+    def make_poll(self) -> Any:
+        return select.poll()
+
     def close_all(self) -> None:
         socks, self._socks = self._socks, []
         for sock in socks:
@@ -499,6 +518,9 @@ class FakeBackend(Backend):
         by_fd = {fd(o): o for o in [*r, *w, *x]}
         rr, ww, xx = self.net.select([fd(o) for o in r], [fd(o) for o in w], [fd(o) for o in x], timeout)
         return [by_fd[f] for f in rr], [by_fd[f] for f in ww], [by_fd[f] for f in xx]
+
+    def make_poll(self) -> Any:
+        return self.net.poll()
 
     def close_all(self) -> None:
         socks, self._socks = self._socks, []
