@@ -454,9 +454,10 @@ class FakeNetwork(_Connections, Network):
         return any(ip in h.addresses for h in self.hosts.values())
 
     def source_ip(self, dest_ip: str, family: int) -> str:
-        """The address an unbound socket sends from to reach *dest_ip*."""
+        """The address an unbound socket sends from to reach *dest_ip*
+        (Linux: the loopback interface's 127.0.0.1 for all of 127.0.0.0/8)."""
         if ipaddress.ip_address(dest_ip).is_loopback:
-            return dest_ip
+            return "127.0.0.1" if family == _socket.AF_INET else dest_ip
         if dest_ip in self._local.addresses:
             return dest_ip
         want = 4 if family == _socket.AF_INET else 6

@@ -412,6 +412,26 @@ class FakeSocket:
         ip = self.network.resolve(host, fam)
         return (ip, port)
 
+    def _dest(self, key: Any) -> Any:
+        """Where a connect or sendto to *key* goes: Linux sends to a wildcard
+        address (``0.0.0.0``, ``''``, ``::``) on the loopback interface."""
+        if self._family == AF_INET and key[0] == "0.0.0.0":
+            return ("127.0.0.1", key[1])
+        if self._family == AF_INET6 and key[0] == "::":
+            return ("::1", key[1])
+        return key
+
+    def _set_source(self, dest_ip: str) -> None:
+        """Bound to a wildcard address: connect() fixes the local address to
+        the route's source (Linux rehashes the socket under it)."""
+        laddr = self._laddr
+        if laddr is None or laddr[0] not in ("0.0.0.0", "::"):
+            return
+        net = self.network
+        if self._bound_key is not None:
+            net._drop_binding(self._bound_key, self)
+        self._register(net.source_ip(dest_ip, self._family), laddr[1])
+
     def _sockname(self, key: Any) -> Any:
         if self._family == AF_INET6 and key is not None and not isinstance(key, (str, bytes)):
             return (key[0], key[1], 0, 0)
@@ -632,9 +652,12 @@ class FakeSocket:
         self._check()
         key = self._parse(address, what)
         net = self.network
+        if self._family != AF_UNIX:
+            key = self._dest(key)
         if self._type == SOCK_DGRAM:
             if self._family != AF_UNIX:
                 self._autobind(key[0])
+                self._set_source(key[0])
             self._raddr = key
             self._state = "connected"
             return 0
@@ -700,6 +723,7 @@ class FakeSocket:
             return False
         ip, port = key
         self._autobind(ip)
+        self._set_source(ip)
         self._raddr = key
         self._state = "connecting"
         self._connect_token += 1
@@ -947,6 +971,8 @@ class FakeSocket:
                 return self.send(payload)
             raise _oserror(errno.EPIPE if self._family != AF_UNIX else errno.ENOTCONN)
         key = self._parse(address, "sendto")
+        if self._family != AF_UNIX:
+            key = self._dest(key)
         return self._sendto(payload, key)
 
     def _sendto(self, payload: bytes, key: Any) -> int:
