@@ -39,6 +39,19 @@ class _Connections:
         if key is None:
             return
         sock._bound_key = None
+        t = sock._tuple
+        if t is not None:
+            sock._tuple = None
+            if self._conn_tuples.get(t) is sock:
+                del self._conn_tuples[t]
+        if sock._shared_port:
+            sock._shared_port = False
+            skey = (key[0], key[3])
+            left = self._shared[skey] - 1
+            if left:
+                self._shared[skey] = left
+            else:
+                del self._shared[skey]
         if key[0] == "unix":
             if self._unix.get(key[1]) is sock:
                 # the path stays, stale, as the file stays on disk: connect()

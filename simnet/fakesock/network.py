@@ -15,6 +15,7 @@ import itertools
 import os
 import random
 import socket as _socket
+import zlib
 from typing import Any, Callable, Iterable
 
 from simnet import _state
@@ -43,6 +44,10 @@ EPHEMERAL_PORTS = (32768, 60999)
 #: before the network declares the program stuck (it would block forever on a
 #: real network).
 STALL_LIMIT = 1000
+
+
+def _loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1"
 
 
 class Deadlock(RuntimeError):
@@ -149,6 +154,11 @@ class FakeNetwork(_Connections, Network):
         self._listening: dict[tuple, list[Any]] = {}  # (family, ip, port) -> listeners
         self._unix: dict[Any, Any] = {}  # path -> socket
         self._time_wait: dict[tuple, dict[str, float]] = {}  # (family, port) -> {ip: expiry}
+        # connect()'s port choice: 4-tuples in use, in TIME_WAIT, per-destination cursors
+        self._conn_tuples: dict[tuple, Any] = {}  # (family, lip, lport, rip, rport) -> socket
+        self._tw_tuples: dict[tuple, tuple[float, float]] = {}  # 4-tuple -> (closed at, expiry)
+        self._shared: dict[tuple, int] = {}  # (family, port) -> sockets bound by connect()
+        self._dest_cursor: dict[tuple, list[int]] = {}  # (family, lip, dest) -> [offset, next]
         self._links: dict[tuple[str, str], tuple[float, float | None]] = {}
         low, high = EPHEMERAL_PORTS
         self._port_cursor = self.rng.randrange(low, high + 1)
@@ -476,6 +486,57 @@ class FakeNetwork(_Connections, Network):
             if not self._port_taken(family, type_, ip, port):
                 return port
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    def connect_port(self, family: int, ip: str, dest: tuple) -> int:
+        """The local port a TCP connect() from *ip* to *dest* gets (Linux
+        ``__inet_hash_connect``): any port of the ephemeral range that no
+        ``bind()`` holds and that makes a 4-tuple not in use, so one port
+        serves many destinations. Each destination has its own cursor (ports
+        of one parity first, in steps of 2, as Linux prefers even ports for
+        connect); a TIME_WAIT 4-tuple is reusable on loopback after 1 s
+        (``tcp_tw_reuse=2``, ``tcp_tw_reuse_delay=1000``), elsewhere once it
+        expires. Amortised O(1) per connect."""
+        low, high = EPHEMERAL_PORTS
+        span = high - low + 1
+        half = span // 2
+        ckey = (family, ip, dest)
+        cursor = self._dest_cursor.get(ckey)
+        if cursor is None:
+            off = zlib.crc32(f"{self.seed}|{ip}|{dest[0]}|{dest[1]}".encode()) % span & ~1
+            cursor = self._dest_cursor[ckey] = [off, 0]
+        off, i = cursor
+        tuples = self._conn_tuples
+        tw = self._tw_tuples
+        for step in range(span):
+            k = (i + step) % span
+            if span % 2:
+                p = (off + 2 * k) % span
+            elif k < half:
+                p = (off + 2 * k) % span
+            else:
+                p = (off + 1 + 2 * (k - half)) % span
+            port = low + p
+            if self._port_bound(family, port):
+                continue
+            t = (family, ip, port, dest[0], dest[1])
+            if t in tuples:
+                continue
+            closed = tw.get(t)
+            if closed is not None:
+                if self._now < closed[1] and not (
+                        _loopback(ip) and _loopback(dest[0]) and self._now - closed[0] >= 1.0):
+                    continue
+                del tw[t]
+            cursor[1] = (k + 1) % span
+            return port
+        raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    def _port_bound(self, family: int, port: int) -> bool:
+        """Does a ``bind()`` (not a connect) hold TCP *port*?"""
+        ips = self._ports.get((family, _socket.SOCK_STREAM, port))
+        if not ips:
+            return False
+        return sum(ips.values()) > self._shared.get((family, port), 0)
 
     def _port_taken(self, family: int, type_: int, ip: str, port: int) -> bool:
         ips = self._ports.get((family, type_, port))

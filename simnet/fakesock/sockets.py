@@ -248,6 +248,11 @@ class FakeSocket:
     timeouts are in virtual seconds.
     """
 
+    #: (family, local ip, local port, remote ip, remote port) of a TCP connect
+    _tuple: Any = None
+    #: bound by connect() (the port may serve other destinations too)
+    _shared_port = False
+
     def __init__(self, net: Any, family: int, type: int, proto: int = 0) -> None:
         if family not in (AF_INET, AF_INET6, AF_UNIX):
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
@@ -722,8 +727,21 @@ class FakeSocket:
             net._establish(self, listener, None, key, sync=True)
             return False
         ip, port = key
-        self._autobind(ip)
-        self._set_source(ip)
+        if self._laddr is None:
+            # Linux picks a port that makes a unique 4-tuple: ports are shared
+            # between destinations
+            src = net.source_ip(ip, self._family)
+            self._register(src, net.connect_port(self._family, src, key))
+            net._shared[(self._family, self._laddr[1])] = net._shared.get((self._family, self._laddr[1]), 0) + 1
+            self._shared_port = True
+        else:
+            self._set_source(ip)
+            if net._conn_tuples.get((self._family, *self._laddr, *key), self) is not self:
+                raise _oserror(errno.EADDRNOTAVAIL)  # that 4-tuple is in use
+            if self._tuple is not None and net._conn_tuples.get(self._tuple) is self:
+                del net._conn_tuples[self._tuple]  # an earlier attempt's
+        self._tuple = (self._family, *self._laddr, *key)
+        net._conn_tuples[self._tuple] = self
         self._raddr = key
         self._state = "connecting"
         self._connect_token += 1
@@ -1125,6 +1143,9 @@ class FakeSocket:
                 if not end.fin_rcvd and self._family != AF_UNIX:
                     net._time_wait.setdefault((self._family, end.laddr[1]), {})[end.laddr[0]] = (
                         net._now + TIME_WAIT, self._reuse())
+                    if end.raddr is not None:
+                        net._tw_tuples[(self._family, *end.laddr, *end.raddr)] = (
+                            net._now, net._now + TIME_WAIT)
                 end.rd_shut = True
                 if not end.wr_shut:
                     end.wr_shut = True
