@@ -140,8 +140,18 @@ class _Connections:
             c_laddr = client._laddr
             s_laddr = key
             lat, bw, jitter = self._link3(c_laddr[0], key[0])
+        if client._family != _socket.AF_UNIX:
+            # Linux autotunes SO_SNDBUF of an established connection unless the
+            # program fixed it (on loopback: TCP_SNDBUF_CONNECTED)
+            from simnet.fakesock.sockets import TCP_SNDBUF_CONNECTED
+
+            if not client._snd_locked:
+                client._sndbuf = TCP_SNDBUF_CONNECTED
+            s_snd = listener._sndbuf if listener._snd_locked else TCP_SNDBUF_CONNECTED
+        else:
+            s_snd = listener._sndbuf
         c_end = _End(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw)
-        s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, listener._sndbuf, lat, bw)
+        s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, s_snd, lat, bw)
         c_end.peer, s_end.peer = s_end, c_end
         s_end.side = "server"
         c_end.jitter = s_end.jitter = jitter
@@ -171,7 +181,12 @@ class _Connections:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             if dest._type != sock._type:
                 raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-            dest._accept_datagram(payload, sock._laddr)
+            if sock._unix_dgram_blocked(dest):
+                # Linux flow control: EAGAIN for a non-blocking sender, else wait
+                sock._wait(lambda: dest._closed or not sock._unix_dgram_blocked(dest), "sendto()")
+                if dest._closed:
+                    raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            dest._accept_datagram(payload, sock._laddr, sock)
             return
         ip, port = key
         lat, bw = self._link(sock._laddr[0], ip)

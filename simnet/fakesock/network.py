@@ -99,7 +99,11 @@ class FakeNetwork(_Connections, Network):
         latency: one-way delay of every link, in virtual seconds (default 0:
             delivery is immediate, as on Linux loopback).
         bandwidth: bytes per virtual second on every link (None: unlimited).
-        sndbuf, rcvbuf: default socket buffer sizes in bytes (Linux defaults).
+        sndbuf, rcvbuf: socket buffer sizes in bytes for every socket, fixed
+            (as if set by ``setsockopt``). None (the default): what Linux
+            loopback gives -- a TCP socket autotunes SO_SNDBUF to ~3.9 MB once
+            connected, so partial sends come from fault rules, not from a small
+            buffer; pass e.g. ``sndbuf=16384`` to get backpressure early.
         shuffle: serve ready channels in a seeded random order, to explore
             interleavings, instead of the order the loop listed them.
         start_time: the virtual clock's reading at creation.
@@ -113,8 +117,8 @@ class FakeNetwork(_Connections, Network):
     is_fake = True
 
     def __init__(self, seed: int = 0, *, latency: float = 0.0,
-                 bandwidth: float | None = None, sndbuf: int = 16384,
-                 rcvbuf: int = 131072, shuffle: bool = False,
+                 bandwidth: float | None = None, sndbuf: int | None = None,
+                 rcvbuf: int | None = None, shuffle: bool = False,
                  start_time: float = 0.0, faults: Any = None, trace: Any = None) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -125,8 +129,9 @@ class FakeNetwork(_Connections, Network):
                                       or not isinstance(bandwidth, (int, float)) or bandwidth <= 0):
             raise ValueError(f"bandwidth must be a number of bytes per second > 0 or None, got {bandwidth!r}")
         for name, value in (("sndbuf", sndbuf), ("rcvbuf", rcvbuf)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int (bytes), got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"{name} must be a positive int (bytes) or None, got {value!r}")
         self.seed = seed
         self.rng = random.Random(seed)
         self.latency = float(latency)

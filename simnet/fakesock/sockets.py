@@ -42,6 +42,37 @@ SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
 
 _MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
 
+#: Linux defaults (measured on 6.x): a TCP socket starts with tcp_wmem[1] /
+#: tcp_rmem[1]; once connected, the kernel autotunes SO_SNDBUF (on loopback,
+#: MSS 65483, it reads 3,939,840 and a non-blocking send of ~3.9 MB is taken
+#: whole). Other sockets get wmem_default / rmem_default.
+TCP_SNDBUF, TCP_RCVBUF = 16384, 131072
+TCP_SNDBUF_CONNECTED = 3939840
+DEFAULT_BUF = 212992
+#: net.unix.max_dgram_qlen: a Unix datagram socket's queue is full beyond it
+#: (11 datagrams wait; the 12th sender gets EAGAIN, or waits).
+UNIX_DGRAM_QLEN = 10
+
+# What one datagram costs a queue (skb truesize), measured on Linux 6.x
+# loopback: (largest payload, cost) steps, then payload + 832 (UDP). A UDP
+# receive queue takes a datagram while the charged total stays <= SO_RCVBUF
+# (212,992: 256 small datagrams). Unix datagrams are charged to the sender's
+# SO_SNDBUF until read (278 small ones for a socketpair).
+_UDP4_COST = ((197, 832), (645, 1280), (1669, 2304), (3717, 4352), (7813, 8448), (16004, 16640))
+_UDP6_COST = ((184, 832), (632, 1280), (1656, 2304), (3704, 4352), (7800, 8448), (15991, 16640))
+_UNIX_COST = ((192, 768), (704, 1280), (1728, 2304), (3776, 4352), (7872, 8448), (16064, 16640))
+
+
+def _dgram_cost(family: int, n: int) -> int:
+    """The kernel memory (skb truesize) a datagram of *n* bytes is charged."""
+    table = _UNIX_COST if family == AF_UNIX else _UDP6_COST if family == AF_INET6 else _UDP4_COST
+    for limit, cost in table:
+        if n <= limit:
+            return cost
+    if family == AF_UNIX:
+        return -(-n // 4096) * 4096 + 768  # paged
+    return n + 832
+
 _KNOWN_OPTS = {
     (_socket.SOL_SOCKET, _socket.SO_REUSEADDR), (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE),
     (_socket.SOL_SOCKET, _socket.SO_BROADCAST), (_socket.SOL_SOCKET, _socket.SO_SNDBUF),
@@ -252,6 +283,22 @@ class FakeSocket:
     _tuple: Any = None
     #: bound by connect() (the port may serve other destinations too)
     _shared_port = False
+    #: SO_SNDBUF fixed (setsockopt, or FakeNetwork(sndbuf=...)): no autotuning
+    _snd_locked = False
+    #: Unix datagrams this socket sent that still wait in a queue (charged bytes)
+    _wmem = 0
+
+    def _default_buffers(self, net: Any, family: int, base: int) -> tuple[int, int]:
+        """SO_SNDBUF / SO_RCVBUF of a new socket: the network's settings if
+        given, else what Linux gives (see TCP_SNDBUF and DEFAULT_BUF)."""
+        tcp = base == SOCK_STREAM and family != AF_UNIX
+        if net.sndbuf is not None:
+            self._snd_locked = True
+            snd = net.sndbuf
+        else:
+            snd = TCP_SNDBUF if tcp else DEFAULT_BUF
+        rcv = net.rcvbuf if net.rcvbuf is not None else (TCP_RCVBUF if tcp else DEFAULT_BUF)
+        return snd, rcv
 
     def __init__(self, net: Any, family: int, type: int, proto: int = 0) -> None:
         if family not in (AF_INET, AF_INET6, AF_UNIX):
@@ -271,8 +318,7 @@ class FakeSocket:
         self._pyclosed = False  # close() was called (CPython's socket._closed)
         self._io_refs = 0
         self._opts: dict[tuple[int, int], Any] = {}
-        self._sndbuf = net.sndbuf
-        self._rcvbuf = net.rcvbuf
+        self._sndbuf, self._rcvbuf = self._default_buffers(net, family, base)
         self._state = "new"  # new, listening, connecting, connected, refused
         self._laddr: Any = None
         self._bound_key: Any = None
@@ -506,6 +552,7 @@ class FakeSocket:
         if (level, optname) not in _KNOWN_OPTS:
             raise _oserror(errno.ENOPROTOOPT)
         if level == _socket.SOL_SOCKET and optname == _socket.SO_SNDBUF:
+            self._snd_locked = True  # SOCK_SNDBUF_LOCK: no autotuning any more
             self._sndbuf = max(_MIN_SNDBUF, int(value) * 2)
             if self._end is not None:
                 self._end.scap = self._sndbuf
@@ -621,6 +668,7 @@ class FakeSocket:
         sock._laddr = end.laddr
         sock._raddr = end.raddr
         sock._sndbuf = end.scap
+        sock._snd_locked = self._snd_locked  # SOCK_SNDBUF_LOCK is inherited
         sock._rcvbuf = end.rcap
         sock._conn = end.conn_id
         sock._side = "server"
@@ -1033,21 +1081,47 @@ class FakeSocket:
             if self._dgrams:
                 data, src = self._dgrams[0] if flags & _MSG_PEEK else self._dgrams.popleft()
                 if not flags & _MSG_PEEK:
-                    self._dgram_bytes -= len(data)
+                    cost = _dgram_cost(self._family, len(data))
+                    self._dgram_bytes -= cost
+                    if self._family == AF_UNIX:
+                        self._uncharge(self._dgram_owners.popleft(), cost)
                     self.network.activity += 1
                 return data[:bufsize], self._sockname(src)
             self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()", flags)
 
-    def _accept_datagram(self, data: bytes, src: Any) -> None:
+    def _accept_datagram(self, data: bytes, src: Any, sender: Any = None) -> None:
         if self._closed:
             return
         if self._raddr is not None and src != self._raddr:
             return  # a connected UDP socket takes its peer's datagrams only
-        if self._dgram_bytes + len(data) > self._rcvbuf:
-            return  # receive buffer full: dropped, as UDP does
+        cost = _dgram_cost(self._family, len(data))
+        if self._family == AF_UNIX:
+            # flow-controlled by the sender (see _unix_dgram_blocked), never dropped
+            if not hasattr(self, "_dgram_owners"):
+                self._dgram_owners: deque[Any] = deque()
+            self._dgram_owners.append(sender)
+            if sender is not None:
+                sender._wmem += cost
+        elif self._dgram_bytes + cost > self._rcvbuf:
+            return  # receive queue full (skb truesize against SO_RCVBUF): dropped
         self._dgrams.append((data, src))
-        self._dgram_bytes += len(data)
+        self._dgram_bytes += cost
         self.network.activity += 1
+
+    @staticmethod
+    def _uncharge(sender: Any, cost: int) -> None:
+        if sender is not None:
+            sender._wmem -= cost
+            sender.network.activity += 1  # the sender may be writable again
+
+    def _unix_dgram_blocked(self, dest: Any) -> bool:
+        """Would a Unix datagram from this socket to *dest* wait (Linux:
+        sndbuf used up, or the receiver's queue full unless it is connected
+        back to us)?"""
+        if self._wmem >= self._sndbuf:
+            return True
+        return (len(dest._dgrams) > UNIX_DGRAM_QLEN
+                and (dest._raddr is None or dest._raddr != self._laddr))
 
     # -- readiness -------------------------------------------------------------------
     def _sel_r(self) -> bool:
@@ -1070,6 +1144,14 @@ class FakeSocket:
             return 0
         if self._type == SOCK_DGRAM:
             mask = _POLLOUT
+            if self._family == AF_UNIX:
+                # unix_dgram_poll: writable while a quarter of SO_SNDBUF is free
+                # and, when connected, the peer's queue has room
+                peer = self.network._unix.get(self._raddr) if self._raddr is not None else None
+                if self._wmem * 4 > self._sndbuf or (
+                        peer is not None and len(peer._dgrams) > UNIX_DGRAM_QLEN
+                        and peer._raddr != self._laddr):
+                    mask = 0
             if self._dgrams:
                 mask |= _POLLIN
             if self._err:
@@ -1160,6 +1242,12 @@ class FakeSocket:
             self._accept_q.clear()
         if self._state == "connecting":
             self._connect_token += 1
+        if self._family == AF_UNIX and self._type == SOCK_DGRAM and self._dgrams:
+            # unread datagrams are freed: their senders get the memory back
+            for (data, _), owner in zip(self._dgrams, self._dgram_owners):
+                self._uncharge(owner, _dgram_cost(AF_UNIX, len(data)))
+            self._dgrams.clear()
+            self._dgram_owners.clear()
         self._state = "closed"
         net._unbind(self)
         net._release_fd(self._fd)
