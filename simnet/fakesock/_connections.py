@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket as _socket
 from typing import Any, Callable
 
@@ -176,11 +177,24 @@ class _Connections:
 
     def _send_datagram(self, sock: Any, payload: bytes, key: Any) -> None:
         if sock._family == _socket.AF_UNIX:
-            dest = self._unix.get(key)
-            if dest is None:
+            if sock._wmem >= sock._sndbuf:
+                # Linux allocates the datagram (against SO_SNDBUF) before it
+                # looks up the destination
+                sock._wait(lambda: sock._wmem < sock._sndbuf, "sendto()")
+            if key not in self._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            if dest._type != sock._type:
+            dest = self._unix[key]
+            if dest is None:
+                # the path of a closed socket; a socket connected to it is
+                # disconnected (its next send: ENOTCONN)
+                if sock._raddr == key:
+                    sock._raddr = None
+                    sock._state = "new"
                 raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            if dest._type != sock._type:
+                raise OSError(errno.EPROTOTYPE, os.strerror(errno.EPROTOTYPE))
+            if dest._raddr is not None and dest._raddr != sock._laddr:
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))  # connected elsewhere
             if sock._unix_dgram_blocked(dest):
                 # Linux flow control: EAGAIN for a non-blocking sender, else wait
                 sock._wait(lambda: dest._closed or not sock._unix_dgram_blocked(dest), "sendto()")

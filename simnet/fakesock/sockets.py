@@ -66,11 +66,16 @@ _UNIX_COST = ((192, 768), (704, 1280), (1728, 2304), (3776, 4352), (7872, 8448),
 def _dgram_cost(family: int, n: int) -> int:
     """The kernel memory (skb truesize) a datagram of *n* bytes is charged."""
     table = _UNIX_COST if family == AF_UNIX else _UDP6_COST if family == AF_INET6 else _UDP4_COST
+    if family == AF_UNIX:
+        # unix_dgram_sendmsg: past SKB_MAX_ALLOC (16,064) the tail goes to pages
+        paged = 0 if n <= 16064 else min(-(-(n - 16064) // 4096) * 4096, 17 * 4096)
+        head = 512
+        while head < n - paged + 320:
+            head *= 2
+        return head + 256 + paged
     for limit, cost in table:
         if n <= limit:
             return cost
-    if family == AF_UNIX:
-        return -(-n // 4096) * 4096 + 768  # paged
     return n + 832
 
 _KNOWN_OPTS = {
@@ -248,8 +253,10 @@ class _End:
         self.reset = True
         self.peer = None
         self.sq.clear()
-        # in CLOSE_WAIT (the peer's FIN already seen) Linux reports EPIPE
-        self.err = errno.EPIPE if self.fin_rcvd else errno.ECONNRESET
+        # in CLOSE_WAIT (the peer's FIN already seen) Linux reports EPIPE;
+        # a Unix peer closing with our data unread is always ECONNRESET
+        unix = self.sock is not None and self.sock._family == AF_UNIX
+        self.err = errno.EPIPE if self.fin_rcvd and not unix else errno.ECONNRESET
         self.net.activity += 1
         if self.detached:
             self.finish()
@@ -499,8 +506,9 @@ class FakeSocket:
     def getpeername(self) -> Any:
         self._check()
         end = self._end
-        if self._state != "connected" or self._raddr is None or (end is not None and end.over()):
-            raise _oserror(errno.ENOTCONN)
+        if self._state != "connected" or self._raddr is None or (
+                end is not None and end.over() and self._family != AF_UNIX):
+            raise _oserror(errno.ENOTCONN)  # (a Unix socket keeps its dead peer's name)
         return self._sockname(self._raddr)
 
     def bind(self, address: Any) -> None:
@@ -711,6 +719,16 @@ class FakeSocket:
             if self._family != AF_UNIX:
                 self._autobind(key[0])
                 self._set_source(key[0])
+            else:
+                if key not in net._unix:
+                    return errno.ENOENT
+                dest = net._unix[key]
+                if dest is None:
+                    return errno.ECONNREFUSED  # the path of a closed socket
+                if dest._type != self._type:
+                    return errno.EPROTOTYPE
+                if dest._raddr is not None and dest._raddr != self._laddr:
+                    return errno.EPERM  # unix_may_send: it is connected to another socket
             self._raddr = key
             self._state = "connected"
             return 0
@@ -764,7 +782,9 @@ class FakeSocket:
             if key not in net._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             listener = net._unix[key]  # None: a stale path (its socket closed)
-            if listener is None or listener._state != "listening" or listener._type != self._type:
+            if listener is not None and listener._type != self._type:
+                raise _oserror(errno.EPROTOTYPE)  # a datagram socket's path
+            if listener is None or listener._state != "listening":
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if listener._queue_full():
                 if self._timeout == 0.0:
@@ -851,6 +871,10 @@ class FakeSocket:
         view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
         if self._type == SOCK_DGRAM:
             if self._raddr is None:
+                if self._family == AF_UNIX:
+                    if self._wmem >= self._sndbuf:  # Linux allocates before it looks
+                        self._wait(lambda: self._wmem < self._sndbuf, "send()")
+                    raise _oserror(errno.ENOTCONN)
                 raise _oserror(errno.EDESTADDRREQ)
             return self._sendto(bytes(view), self._raddr)
         net = self.network
@@ -868,7 +892,7 @@ class FakeSocket:
                 raise _oserror(errno.ENOTCONN)
             raise _oserror(errno.EPIPE)
         while True:
-            if end.err:
+            if end.err and self._family != AF_UNIX:  # (Unix send never reports it: EPIPE below)
                 code, end.err = end.err, 0
                 raise _oserror(code)
             if end.wr_shut or end.reset:
@@ -974,8 +998,8 @@ class FakeSocket:
                     if net._disconnects:
                         net._maybe_disconnect(end, self)
                 return data
-            if end.fin_rcvd:
-                return b""
+            if end.fin_rcvd and not (end.err and self._family == AF_UNIX):
+                return b""  # (Unix reports a pending error before the EOF)
             if end.err:
                 code, end.err = end.err, 0
                 raise _oserror(code)
@@ -1018,7 +1042,7 @@ class FakeSocket:
             if self._family == AF_UNIX:
                 return  # Unix sockets take it without complaint
             raise _oserror(errno.ENOTCONN)  # ... TCP complains, but it takes effect
-        if end.over():
+        if end.over() and self._family != AF_UNIX:  # Unix shutdown never complains
             raise _oserror(errno.ENOTCONN)
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
             end.rd_shut = True
@@ -1120,7 +1144,7 @@ class FakeSocket:
         back to us)?"""
         if self._wmem >= self._sndbuf:
             return True
-        return (len(dest._dgrams) > UNIX_DGRAM_QLEN
+        return (dest is not self and len(dest._dgrams) > UNIX_DGRAM_QLEN
                 and (dest._raddr is None or dest._raddr != self._laddr))
 
     # -- readiness -------------------------------------------------------------------
@@ -1149,7 +1173,7 @@ class FakeSocket:
                 # and, when connected, the peer's queue has room
                 peer = self.network._unix.get(self._raddr) if self._raddr is not None else None
                 if self._wmem * 4 > self._sndbuf or (
-                        peer is not None and len(peer._dgrams) > UNIX_DGRAM_QLEN
+                        peer is not None and peer is not self and len(peer._dgrams) > UNIX_DGRAM_QLEN
                         and peer._raddr != self._laddr):
                     mask = 0
             if self._dgrams:
@@ -1217,6 +1241,8 @@ class FakeSocket:
             end.sock = None
             end.detached = True
             linger = self._opts.get((_socket.SOL_SOCKET, _socket.SO_LINGER), (0, 0))
+            if self._family == AF_UNIX:
+                linger = (0, 0)  # Unix sockets ignore SO_LINGER
             if end.reset:
                 net._forget_end(end)
             elif end.rbuf or (linger[0] and linger[1] == 0):
