@@ -185,11 +185,7 @@ class _Connections:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             dest = self._unix[key]
             if dest is None:
-                # the path of a closed socket; a socket connected to it is
-                # disconnected (its next send: ENOTCONN)
-                if sock._raddr == key:
-                    sock._raddr = None
-                    sock._state = "new"
+                # the path of a closed socket
                 raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
             if dest._type != sock._type:
                 raise OSError(errno.EPROTOTYPE, os.strerror(errno.EPROTOTYPE))

@@ -256,7 +256,10 @@ class _End:
         # in CLOSE_WAIT (the peer's FIN already seen) Linux reports EPIPE;
         # a Unix peer closing with our data unread is always ECONNRESET
         unix = self.sock is not None and self.sock._family == AF_UNIX
-        self.err = errno.EPIPE if self.fin_rcvd and not unix else errno.ECONNRESET
+        if self.fin_rcvd and self.fin_sent and not unix:
+            pass  # both FINs exchanged: the connection is closed already, nothing to report
+        else:
+            self.err = errno.EPIPE if self.fin_rcvd and not unix else errno.ECONNRESET
         self.net.activity += 1
         if self.detached:
             self.finish()
@@ -876,6 +879,13 @@ class FakeSocket:
                         self._wait(lambda: self._wmem < self._sndbuf, "send()")
                     raise _oserror(errno.ENOTCONN)
                 raise _oserror(errno.EDESTADDRREQ)
+            if self._family == AF_UNIX and self.network._unix.get(self._raddr) is None \
+                    and self._wmem < self._sndbuf:
+                # send() finds its peer dead: ECONNREFUSED, and it is disconnected
+                # (the next send: ENOTCONN); sendto() the path only looks it up
+                self._raddr = None
+                self._state = "new"
+                raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             return self._sendto(bytes(view), self._raddr)
         net = self.network
         rule = self._fault("send") if net._faulty else None

@@ -233,6 +233,21 @@ AF_UNIX stream
   unconnected: send / recv / shutdown ........... OSError(ENOTCONN) / OSError(EINVAL) /
                                                   no error (all differ from TCP);
                                                   rw "rw" like TCP
+AF_UNIX datagram (test_queues.py, profiles.py "unix-dgram")
+  connect/sendto: missing path / closed socket's
+  path / stream socket's path / a socket
+  connected to another one ...................... ENOENT / ECONNREFUSED / EPROTOTYPE /
+                                                  EPERM
+  send unconnected .............................. OSError(ENOTCONN) (UDP: EDESTADDRREQ)
+  connected, peer closed: send .................. ConnectionRefusedError once, then
+                                                  ENOTCONN (disconnected)
+  receiver queue > 10 (max_dgram_qlen) .......... EAGAIN (blocking: waits); SO_SNDBUF
+                                                  (unread datagrams' memory) is checked
+                                                  before anything else
+More, each with its test module: poll HUP (test_poll_hup.py), addresses of
+wildcard/127.0.0.2 connects (test_addresses.py), 4-tuple ports and TIME_WAIT
+(test_ports.py), buffer sizes and queue limits (test_queues.py), close() with
+live makefile() objects (test_makefile.py).
 Not asserted (CPython quirk): UDP ``recv(n, MSG_TRUNC)`` with a datagram
 longer than n returns a bytes object of the datagram's full length whose
 bytes past n are uninitialised memory.
