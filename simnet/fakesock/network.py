@@ -536,6 +536,20 @@ class FakeNetwork(_Connections, Network):
             return port
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
 
+    def _note_time_wait(self, t: tuple) -> None:
+        """An actively closed connection's 4-tuple *t* enters TIME_WAIT."""
+        from simnet.fakesock.sockets import TIME_WAIT
+
+        tw = self._tw_tuples
+        if len(tw) >= getattr(self, "_tw_purge_at", 65536):
+            # forget the expired ones; the next purge waits until the table
+            # doubles, so the cost stays amortised O(1) per close
+            now = self._now
+            for key in [k for k, (_, expiry) in tw.items() if expiry <= now]:
+                del tw[key]
+            self._tw_purge_at = max(65536, 2 * len(tw))
+        tw[t] = (self._now, self._now + TIME_WAIT)
+
     def _port_bound(self, family: int, port: int) -> bool:
         """Does a ``bind()`` (not a connect) hold TCP *port*?"""
         ips = self._ports.get((family, _socket.SOCK_STREAM, port))

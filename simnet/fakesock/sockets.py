@@ -1262,8 +1262,7 @@ class FakeSocket:
                     net._time_wait.setdefault((self._family, end.laddr[1]), {})[end.laddr[0]] = (
                         net._now + TIME_WAIT, self._reuse())
                     if end.raddr is not None:
-                        net._tw_tuples[(self._family, *end.laddr, *end.raddr)] = (
-                            net._now, net._now + TIME_WAIT)
+                        net._note_time_wait((self._family, *end.laddr, *end.raddr))
                 end.rd_shut = True
                 if not end.wr_shut:
                     end.wr_shut = True
