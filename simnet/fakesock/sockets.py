@@ -378,7 +378,7 @@ class FakeSocket:
         closed = " [closed]" if self._pyclosed or self._closed else ""
         parts = [f"<simnet.FakeSocket{closed} fd={self.fileno()}", f"family={self.family.name}",
                  f"type={self.type.name}", f"proto={self._proto}"]
-        if not self._closed:
+        if not (self._closed or self._pyclosed):  # CPython: no addresses once close() ran
             if self._laddr is not None:
                 parts.append(f"laddr={self._laddr!r}")
             if self._raddr is not None and self._state == "connected":
