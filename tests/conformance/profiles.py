@@ -28,6 +28,7 @@ suite; ``python -m tests.conformance.run_ops`` runs thousands.
 
 from __future__ import annotations
 
+import io
 import socket
 import zlib
 from dataclasses import dataclass
@@ -57,8 +58,10 @@ def _rec(fn: Callable[..., Any], *args: Any) -> tuple:
         return ("raise", type(exc).__name__, errno_name(exc.errno))
     except OSError as exc:
         return ("raise", type(exc).__name__, errno_name(exc.errno))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         return ("raise", type(exc).__name__, str(exc)[:40])
+    if isinstance(value, str):
+        value = value.encode()
     if isinstance(value, (bytes, bytearray)):
         return ("ok", summarise(bytes(value)))
     return ("ok", value)
@@ -79,7 +82,8 @@ def _run_stream(family: int) -> Callable[[Backend, list], list]:
 SIDES = st.sampled_from(["c", "s"])
 FILES = st.integers(0, 2)
 MAKEFILE_OPS = st.one_of(
-    st.tuples(st.just("mk"), st.sampled_from(["rb", "wb", "rwb"]), st.sampled_from([-1, 0, 8])),
+    st.tuples(st.just("mk"), st.sampled_from(["rb", "wb", "rwb", "r", "w"]),
+              st.sampled_from([-1, 0, 8])),
     st.tuples(st.just("fread"), FILES, st.integers(-1, 40)),
     st.tuples(st.just("freadline"), FILES),
     st.tuples(st.just("fwrite"), FILES, st.integers(1, 30)),
@@ -125,7 +129,9 @@ def run_makefile(backend: Backend, ops: list) -> list:
                 elif kind == "freadline":
                     out.append(_rec(f.readline))
                 elif kind == "fwrite":
-                    out.append(_rec(f.write, _letter(i) * op[2]))
+                    data = _letter(i) * op[2]
+                    text = isinstance(f, io.TextIOBase)
+                    out.append(_rec(f.write, data.decode() if text else data))
                 elif kind == "fflush":
                     out.append(_rec(f.flush))
                 else:
