@@ -40,13 +40,14 @@ class _Connections:
         if key is None:
             return
         sock._bound_key = None
-        t = sock._tuple
-        if t is not None:
+        if sock._tuple is not None:
+            t, shared = sock._tuple
             sock._tuple = None
             if self._conn_tuples.get(t) is sock:
                 del self._conn_tuples[t]
-        if sock._shared_port:
-            sock._shared_port = False
+        else:
+            shared = False
+        if shared:
             skey = (key[0], key[3])
             left = self._shared[skey] - 1
             if left:

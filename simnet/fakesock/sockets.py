@@ -41,6 +41,7 @@ MAX_UDP = {AF_INET: 65507, AF_INET6: 65527}
 SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
 
 _MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
+_SO_SNDBUF = (_socket.SOL_SOCKET, _socket.SO_SNDBUF)
 
 #: Linux defaults (measured on 6.x): a TCP socket starts with tcp_wmem[1] /
 #: tcp_rmem[1]; once connected, the kernel autotunes SO_SNDBUF (on loopback,
@@ -289,26 +290,30 @@ class FakeSocket:
     timeouts are in virtual seconds.
     """
 
-    #: (family, local ip, local port, remote ip, remote port) of a TCP connect
+    # Class-level defaults, set on an instance only when they change: a
+    # FakeSocket has ~30 attributes already, and CPython 3.11 stops sharing
+    # instance-dict keys past 30 (each socket's dict then doubles in size).
+    #: ((family, local ip, local port, remote ip, remote port), bound by
+    #: connect()?) of a TCP connect; a connect()-bound port may serve other
+    #: destinations too
     _tuple: Any = None
-    #: bound by connect() (the port may serve other destinations too)
-    _shared_port = False
-    #: SO_SNDBUF fixed (setsockopt, or FakeNetwork(sndbuf=...)): no autotuning
-    _snd_locked = False
     #: Unix datagrams this socket sent that still wait in a queue (charged bytes)
     _wmem = 0
 
-    def _default_buffers(self, net: Any, family: int, base: int) -> tuple[int, int]:
-        """SO_SNDBUF / SO_RCVBUF of a new socket: the network's settings if
+    @staticmethod
+    def _default_buffers(net: Any, family: int, base: int) -> tuple[int, int]:
+        """SO_SNDBUF, SO_RCVBUF of a new socket: the network's settings if
         given, else what Linux gives (see TCP_SNDBUF and DEFAULT_BUF)."""
         tcp = base == SOCK_STREAM and family != AF_UNIX
-        if net.sndbuf is not None:
-            self._snd_locked = True
-            snd = net.sndbuf
-        else:
-            snd = TCP_SNDBUF if tcp else DEFAULT_BUF
+        snd = net.sndbuf if net.sndbuf is not None else (TCP_SNDBUF if tcp else DEFAULT_BUF)
         rcv = net.rcvbuf if net.rcvbuf is not None else (TCP_RCVBUF if tcp else DEFAULT_BUF)
         return snd, rcv
+
+    @property
+    def _snd_locked(self) -> bool:
+        """SO_SNDBUF is fixed (setsockopt, inherited from the listener, or
+        FakeNetwork(sndbuf=...)): the kernel does not autotune it."""
+        return self.network.sndbuf is not None or _SO_SNDBUF in self._opts
 
     def __init__(self, net: Any, family: int, type: int, proto: int = 0) -> None:
         if family not in (AF_INET, AF_INET6, AF_UNIX):
@@ -338,7 +343,6 @@ class FakeSocket:
         # listening
         self._backlog = 0
         self._accept_q: deque[_End] = deque()
-        self._syn_waiters: deque[Any] = deque()
         # connecting
         self._connect_token = 0
         # datagrams
@@ -563,7 +567,7 @@ class FakeSocket:
         if (level, optname) not in _KNOWN_OPTS:
             raise _oserror(errno.ENOPROTOOPT)
         if level == _socket.SOL_SOCKET and optname == _socket.SO_SNDBUF:
-            self._snd_locked = True  # SOCK_SNDBUF_LOCK: no autotuning any more
+            # (kept in _opts, which makes _snd_locked true: SOCK_SNDBUF_LOCK)
             self._sndbuf = max(_MIN_SNDBUF, int(value) * 2)
             if self._end is not None:
                 self._end.scap = self._sndbuf
@@ -679,7 +683,8 @@ class FakeSocket:
         sock._laddr = end.laddr
         sock._raddr = end.raddr
         sock._sndbuf = end.scap
-        sock._snd_locked = self._snd_locked  # SOCK_SNDBUF_LOCK is inherited
+        if _SO_SNDBUF in self._opts:
+            sock._opts[_SO_SNDBUF] = self._opts[_SO_SNDBUF]  # SOCK_SNDBUF_LOCK is inherited
         sock._rcvbuf = end.rcap
         sock._conn = end.conn_id
         sock._side = "server"
@@ -798,21 +803,26 @@ class FakeSocket:
             net._establish(self, listener, None, key, sync=True)
             return False
         ip, port = key
+        shared = False
         if self._laddr is None:
             # Linux picks a port that makes a unique 4-tuple: ports are shared
             # between destinations
             src = net.source_ip(ip, self._family)
             self._register(src, net.connect_port(self._family, src, key))
-            net._shared[(self._family, self._laddr[1])] = net._shared.get((self._family, self._laddr[1]), 0) + 1
-            self._shared_port = True
+            pkey = (self._family, self._laddr[1])
+            net._shared[pkey] = net._shared.get(pkey, 0) + 1
+            shared = True
         else:
             self._set_source(ip)
             if net._conn_tuples.get((self._family, *self._laddr, *key), self) is not self:
                 raise _oserror(errno.EADDRNOTAVAIL)  # that 4-tuple is in use
-            if self._tuple is not None and net._conn_tuples.get(self._tuple) is self:
-                del net._conn_tuples[self._tuple]  # an earlier attempt's
-        self._tuple = (self._family, *self._laddr, *key)
-        net._conn_tuples[self._tuple] = self
+            if self._tuple is not None:
+                shared = self._tuple[1]
+                if net._conn_tuples.get(self._tuple[0]) is self:
+                    del net._conn_tuples[self._tuple[0]]  # an earlier attempt's
+        t = (self._family, *self._laddr, *key)
+        self._tuple = (t, shared)
+        net._conn_tuples[t] = self
         self._raddr = key
         self._state = "connecting"
         self._connect_token += 1
