@@ -737,6 +737,8 @@ class FakeSocket:
                     return errno.EPROTOTYPE
                 if dest._raddr is not None and dest._raddr != self._laddr:
                     return errno.EPERM  # unix_may_send: it is connected to another socket
+                if self._raddr is not None and self._raddr != key:
+                    self._unix_dgram_disconnected(net._unix.get(self._raddr))
             self._raddr = key
             self._state = "connected"
             return 0
@@ -895,6 +897,7 @@ class FakeSocket:
                 # (the next send: ENOTCONN); sendto() the path only looks it up
                 self._raddr = None
                 self._state = "new"
+                self._unix_dgram_disconnected(None)
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             return self._sendto(bytes(view), self._raddr)
         net = self.network
@@ -1150,6 +1153,22 @@ class FakeSocket:
             return  # receive queue full (skb truesize against SO_RCVBUF): dropped
         self._dgrams.append((data, src))
         self._dgram_bytes += cost
+        self.network.activity += 1
+
+    def _unix_dgram_disconnected(self, old: Any) -> None:
+        """Linux unix_dgram_disconnected: a Unix datagram socket leaving its
+        peer *old* (reconnecting, or finding it dead) loses its queued
+        datagrams; a live *old* connected back to it then gets ECONNRESET."""
+        if not self._dgrams:
+            return
+        for (data, _), owner in zip(self._dgrams, self._dgram_owners):
+            self._uncharge(owner, _dgram_cost(AF_UNIX, len(data)))
+        self._dgrams.clear()
+        self._dgram_owners.clear()
+        self._dgram_bytes = 0
+        if old is not None and not old._closed and old._raddr is not None \
+                and old._raddr == self._laddr:
+            old._err = errno.ECONNRESET
         self.network.activity += 1
 
     @staticmethod
