@@ -738,7 +738,9 @@ class FakeSocket:
                 if dest._raddr is not None and dest._raddr != self._laddr:
                     return errno.EPERM  # unix_may_send: it is connected to another socket
                 if self._raddr is not None and self._raddr != key:
-                    self._unix_dgram_disconnected(net._unix.get(self._raddr))
+                    old = net._unix.get(self._raddr)
+                    self._raddr = key  # (set first: Linux checks the old peer's peer after)
+                    self._unix_dgram_disconnected(old)
             self._raddr = key
             self._state = "connected"
             return 0
