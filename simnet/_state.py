@@ -15,7 +15,7 @@ so a map's owner can be told from its keys without touching the sockets.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:  # pragma: no cover
     from simnet.network import Network
@@ -72,31 +72,90 @@ def refresh() -> None:
     simple = current is None and not fake_sockets_open
 
 
-def network_for_map(map: dict[int, Any]) -> Network | None:
+def network_for_map(map: dict[Any, Any]) -> Network | None:
     """Return the network that owns the sockets of *map* (``None``: default real).
 
     A map of real sockets is waited on by the current real network (one with
     faults or tracing) or, when none is entered, by the default one. A map of
-    fake sockets is waited on by the fake network that made them. Raises
-    ``ValueError`` when the map mixes real and fake sockets, or holds fake
-    sockets of two networks: one loop can only wait on one network.
+    fake sockets is waited on by the fake network that made them. Keys are
+    file numbers, or objects with a ``fileno()`` method (a socket), as
+    ``select.select`` accepts. Raises ``ValueError`` when the map mixes real
+    and fake sockets, or holds fake sockets of two networks: one loop can only
+    wait on one network.
     """
     net = current
     real_net = net if net is not None and not net.is_fake else None
     if not fake_sockets_open or not map:
         return real_net  # no fake socket exists: every fd is real
     keys = map.keys()
-    if max(keys) < FAKE_FD_BASE:
+    try:
+        high = max(keys)
+        low = min(keys)
+    except TypeError:  # keys that are sockets (or other objects with fileno())
+        return _for_object_keys(map, real_net)
+    if not isinstance(high, int) or not isinstance(low, int):
+        return _for_object_keys(map, real_net)
+    if high < FAKE_FD_BASE:
         return real_net
-    if min(keys) >= FAKE_FD_BASE:
+    if low >= FAKE_FD_BASE:
         # all fake: usually every one belongs to the current network
         if net is not None and net.is_fake and keys <= net._fds.keys() and _owned(map, net):
             return net
         return _single_owner(map)
-    real_fd = next((fd, obj) for fd, obj in map.items() if fd < FAKE_FD_BASE)
-    fake = _single_owner({fd: obj for fd, obj in map.items() if fd >= FAKE_FD_BASE})
+    _mixed(map)
+
+
+def _key_owner(key: Any, obj: Any) -> tuple[bool, Any]:
+    """``(is_fake, owning network or None)`` for one map entry."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        if key < FAKE_FD_BASE:
+            return False, None
+        return True, getattr(getattr(obj, "socket", None), "network", None)
+    owner = getattr(key, "network", None)
+    if owner is not None and getattr(owner, "is_fake", False):
+        return True, owner  # a fake socket (open or closed)
+    try:
+        fd = key.fileno()
+    except Exception:  # noqa: BLE001 - select() reports a bad key itself
+        return False, None
+    if isinstance(fd, int) and fd >= FAKE_FD_BASE:
+        return True, getattr(getattr(obj, "socket", None), "network", None)
+    return False, None
+
+
+def _for_object_keys(map: dict[Any, Any], real_net: Network | None) -> Network | None:
+    owner: Network | None = None
+    fake = real = 0
+    for key, obj in map.items():
+        is_fake, sock_net = _key_owner(key, obj)
+        if not is_fake:
+            real += 1
+            continue
+        fake += 1
+        if sock_net is None:
+            continue
+        if owner is None:
+            owner = sock_net
+        elif sock_net is not owner:
+            raise ValueError(
+                f"the map holds fake sockets of two networks ({owner!r} and {sock_net!r}); "
+                "one loop can wait on one network only: keep a separate map per network"
+            )
+    if not fake:
+        return real_net
+    if real:
+        _mixed(map)
+    if owner is None:
+        raise ValueError("the map holds fake file numbers but no fake sockets; was a "
+                         "channel's socket replaced or closed outside simnet?")
+    return owner
+
+
+def _mixed(map: dict[Any, Any]) -> NoReturn:
+    real_entry = next((k, o) for k, o in map.items() if not _key_owner(k, o)[0])
+    fake = _single_owner({k: o for k, o in map.items() if _key_owner(k, o)[0]})
     raise ValueError(
-        f"the map mixes real and fake sockets (real fd {real_fd[0]}: {real_fd[1]!r}; "
+        f"the map mixes real and fake sockets (real fd {real_entry[0]!r}: {real_entry[1]!r}; "
         f"fake sockets of {fake!r}); one loop can wait on one network only: create "
         "every channel inside the same network, or keep separate maps"
     )
@@ -111,8 +170,8 @@ def _owned(map: dict[int, Any], net: Network) -> bool:
 
 def _single_owner(map: dict[int, Any]) -> Network:
     owner: Network | None = None
-    for obj in map.values():
-        sock_net = getattr(getattr(obj, "socket", None), "network", None)
+    for key, obj in map.items():
+        sock_net = _key_owner(key, obj)[1]
         if sock_net is None:
             continue
         if owner is None:

@@ -540,7 +540,7 @@ NAN, INF = float("nan"), float("inf")
     ({"start_time": -INF}, ValueError, "start_time must be a finite number, got -inf"),
     ({"pass_cost": NAN}, ValueError, "pass_cost must be a finite number, got nan"),
     ({"pass_cost": -0.1}, ValueError, "pass_cost must be a number >= 0, got -0.1"),
-    ({"sndbuf": 1.5}, TypeError, r"sndbuf must be a positive int \(bytes\), got 1.5"),
+    ({"sndbuf": 1.5}, TypeError, r"sndbuf must be a positive int \(bytes\) or None, got 1.5"),
     ({"rcvbuf": "4096"}, TypeError, "rcvbuf must be a positive int"),
     ({"rcvbuf": True}, TypeError, "rcvbuf must be a positive int"),
     ({"shuffle": "yes"}, TypeError, "shuffle must be True or False, got 'yes'"),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket as _socket
 from typing import Any, Callable
 
@@ -39,6 +40,20 @@ class _Connections:
         if key is None:
             return
         sock._bound_key = None
+        if sock._tuple is not None:
+            t, shared = sock._tuple
+            sock._tuple = None
+            if self._conn_tuples.get(t) is sock:
+                del self._conn_tuples[t]
+        else:
+            shared = False
+        if shared:
+            skey = (key[0], key[3])
+            left = self._shared[skey] - 1
+            if left:
+                self._shared[skey] = left
+            else:
+                del self._shared[skey]
         if key[0] == "unix":
             if self._unix.get(key[1]) is sock:
                 # the path stays, stale, as the file stays on disk: connect()
@@ -127,8 +142,18 @@ class _Connections:
             c_laddr = client._laddr
             s_laddr = key
             lat, bw, jitter = self._link3(c_laddr[0], key[0], count=True)
+        if client._family != _socket.AF_UNIX:
+            # Linux autotunes SO_SNDBUF of an established connection unless the
+            # program fixed it (on loopback: TCP_SNDBUF_CONNECTED)
+            from simnet.fakesock.sockets import TCP_SNDBUF_CONNECTED
+
+            if not client._snd_locked:
+                client._sndbuf = TCP_SNDBUF_CONNECTED
+            s_snd = listener._sndbuf if listener._snd_locked else TCP_SNDBUF_CONNECTED
+        else:
+            s_snd = listener._sndbuf
         c_end = _End(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw)
-        s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, listener._sndbuf, lat, bw)
+        s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, s_snd, lat, bw)
         c_end.peer, s_end.peer = s_end, c_end
         s_end.side = "server"
         c_end.jitter = s_end.jitter = jitter
@@ -153,12 +178,26 @@ class _Connections:
 
     def _send_datagram(self, sock: Any, payload: bytes, key: Any) -> None:
         if sock._family == _socket.AF_UNIX:
-            dest = self._unix.get(key)
-            if dest is None:
+            if sock._wmem >= sock._sndbuf:
+                # Linux allocates the datagram (against SO_SNDBUF) before it
+                # looks up the destination
+                sock._wait(lambda: sock._wmem < sock._sndbuf, "sendto()")
+            if key not in self._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            if dest._type != sock._type:
+            dest = self._unix[key]
+            if dest is None:
+                # the path of a closed socket
                 raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-            dest._accept_datagram(payload, sock._laddr)
+            if dest._type != sock._type:
+                raise OSError(errno.EPROTOTYPE, os.strerror(errno.EPROTOTYPE))
+            if dest._raddr is not None and dest._raddr != sock._laddr:
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))  # connected elsewhere
+            if sock._unix_dgram_blocked(dest):
+                # Linux flow control: EAGAIN for a non-blocking sender, else wait
+                sock._wait(lambda: dest._closed or not sock._unix_dgram_blocked(dest), "sendto()")
+                if dest._closed:
+                    raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            dest._accept_datagram(payload, sock._laddr, sock)
             return
         ip, port = key
         lat, bw, _ = self._link3(sock._laddr[0], ip, count=True)

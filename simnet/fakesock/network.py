@@ -17,6 +17,7 @@ import operator
 import os
 import random
 import socket as _socket
+import zlib
 from typing import Any, Callable, Iterable
 
 from simnet import _state
@@ -94,6 +95,10 @@ def _wait_timeout(value: Any, unit: float, kind: str) -> Any:
     return number
 
 
+def _loopback(ip: str) -> bool:
+    return ip.startswith("127.") or ip == "::1"
+
+
 class Deadlock(RuntimeError):
     """Nothing is ready and nothing will ever happen: on a real network the
     program would block forever. The message lists every socket's state."""
@@ -143,7 +148,11 @@ class FakeNetwork(_Connections, Network):
         latency: one-way delay of every link, in virtual seconds (default 0:
             delivery is immediate, as on Linux loopback).
         bandwidth: bytes per virtual second on every link (None: unlimited).
-        sndbuf, rcvbuf: default socket buffer sizes in bytes (Linux defaults).
+        sndbuf, rcvbuf: socket buffer sizes in bytes for every socket, fixed
+            (as if set by ``setsockopt``). None (the default): what Linux
+            loopback gives -- a TCP socket autotunes SO_SNDBUF to ~3.9 MB once
+            connected, so partial sends come from fault rules, not from a small
+            buffer; pass e.g. ``sndbuf=16384`` to get backpressure early.
         shuffle: serve ready channels in a seeded random order, to explore
             interleavings, instead of the order the loop listed them.
         start_time: the virtual clock's reading at creation.
@@ -178,8 +187,8 @@ class FakeNetwork(_Connections, Network):
     is_fake = True
 
     def __init__(self, seed: int = 0, *, latency: float = 0.0,
-                 bandwidth: float | None = None, sndbuf: int = 16384,
-                 rcvbuf: int = 131072, shuffle: bool = False,
+                 bandwidth: float | None = None, sndbuf: int | None = None,
+                 rcvbuf: int | None = None, shuffle: bool = False,
                  start_time: float = 0.0, faults: Any = None, trace: Any = None,
                  pass_cost: float = PASS_COST) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -191,11 +200,13 @@ class FakeNetwork(_Connections, Network):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         _check_number("bandwidth", bandwidth, strict=True, none=True)
         for name, value in (("sndbuf", sndbuf), ("rcvbuf", rcvbuf)):
+            if value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be a positive int (bytes), got {value!r} "
+                raise TypeError(f"{name} must be a positive int (bytes) or None, got {value!r} "
                                 f"({type(value).__name__})")
             if value < 1:
-                raise ValueError(f"{name} must be a positive int (bytes), got {value!r}")
+                raise ValueError(f"{name} must be a positive int (bytes) or None, got {value!r}")
         self.seed = seed
         self.rng = random.Random(seed)
         self.latency = latency
@@ -225,6 +236,11 @@ class FakeNetwork(_Connections, Network):
         self._listening: dict[tuple, list[Any]] = {}  # (family, ip, port) -> listeners
         self._unix: dict[Any, Any] = {}  # path -> socket
         self._time_wait: dict[tuple, dict[str, float]] = {}  # (family, port) -> {ip: expiry}
+        # connect()'s port choice: 4-tuples in use, in TIME_WAIT, per-destination cursors
+        self._conn_tuples: dict[tuple, Any] = {}  # (family, lip, lport, rip, rport) -> socket
+        self._tw_tuples: dict[tuple, tuple[float, float]] = {}  # 4-tuple -> (closed at, expiry)
+        self._shared: dict[tuple, int] = {}  # (family, port) -> sockets bound by connect()
+        self._dest_cursor: dict[tuple, list[int]] = {}  # (family, lip, dest) -> [offset, next]
         self._links: dict[tuple[str, str], tuple[float, float | None]] = {}
         low, high = EPHEMERAL_PORTS
         self._port_cursor = self.rng.randrange(low, high + 1)
@@ -427,8 +443,10 @@ class FakeNetwork(_Connections, Network):
         from simnet import asyncore
 
         for m in [asyncore.socket_map] + self._maps:
-            for fd in [fd for fd, obj in m.items() if fd >= _state.FAKE_FD_BASE
-                       and getattr(getattr(obj, "socket", None), "network", None) is self]:
+            for fd in [fd for fd, obj in m.items()
+                       if (getattr(fd, "network", None) is self  # keyed by the socket
+                           or type(fd) is int and fd >= _state.FAKE_FD_BASE
+                           and getattr(getattr(obj, "socket", None), "network", None) is self)]:
                 del m[fd]
         for sock in list(self._fds.values()):
             sock._abort()
@@ -713,9 +731,10 @@ class FakeNetwork(_Connections, Network):
         return any(ip in h.addresses for h in self.hosts.values())
 
     def source_ip(self, dest_ip: str, family: int) -> str:
-        """The address an unbound socket sends from to reach *dest_ip*."""
+        """The address an unbound socket sends from to reach *dest_ip*
+        (Linux: the loopback interface's 127.0.0.1 for all of 127.0.0.0/8)."""
         if ipaddress.ip_address(dest_ip).is_loopback:
-            return dest_ip
+            return "127.0.0.1" if family == _socket.AF_INET else dest_ip
         if dest_ip in self._local.addresses:
             return dest_ip
         want = 4 if family == _socket.AF_INET else 6
@@ -734,6 +753,71 @@ class FakeNetwork(_Connections, Network):
             if not self._port_taken(family, type_, ip, port):
                 return port
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    def connect_port(self, family: int, ip: str, dest: tuple) -> int:
+        """The local port a TCP connect() from *ip* to *dest* gets (Linux
+        ``__inet_hash_connect``): any port of the ephemeral range that no
+        ``bind()`` holds and that makes a 4-tuple not in use, so one port
+        serves many destinations. Each destination has its own cursor (ports
+        of one parity first, in steps of 2, as Linux prefers even ports for
+        connect); a TIME_WAIT 4-tuple is reusable on loopback after 1 s
+        (``tcp_tw_reuse=2``, ``tcp_tw_reuse_delay=1000``), elsewhere once it
+        expires. Amortised O(1) per connect."""
+        low, high = EPHEMERAL_PORTS
+        span = high - low + 1
+        half = span // 2
+        ckey = (family, ip, dest)
+        cursor = self._dest_cursor.get(ckey)
+        if cursor is None:
+            off = zlib.crc32(f"{self.seed}|{ip}|{dest[0]}|{dest[1]}".encode()) % span & ~1
+            cursor = self._dest_cursor[ckey] = [off, 0]
+        off, i = cursor
+        tuples = self._conn_tuples
+        tw = self._tw_tuples
+        for step in range(span):
+            k = (i + step) % span
+            if span % 2:
+                p = (off + 2 * k) % span
+            elif k < half:
+                p = (off + 2 * k) % span
+            else:
+                p = (off + 1 + 2 * (k - half)) % span
+            port = low + p
+            if self._port_bound(family, port):
+                continue
+            t = (family, ip, port, dest[0], dest[1])
+            if t in tuples:
+                continue
+            closed = tw.get(t)
+            if closed is not None:
+                if self._now < closed[1] and not (
+                        _loopback(ip) and _loopback(dest[0]) and self._now - closed[0] >= 1.0):
+                    continue
+                del tw[t]
+            cursor[1] = (k + 1) % span
+            return port
+        raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+
+    def _note_time_wait(self, t: tuple) -> None:
+        """An actively closed connection's 4-tuple *t* enters TIME_WAIT."""
+        from simnet.fakesock.sockets import TIME_WAIT
+
+        tw = self._tw_tuples
+        if len(tw) >= getattr(self, "_tw_purge_at", 65536):
+            # forget the expired ones; the next purge waits until the table
+            # doubles, so the cost stays amortised O(1) per close
+            now = self._now
+            for key in [k for k, (_, expiry) in tw.items() if expiry <= now]:
+                del tw[key]
+            self._tw_purge_at = max(65536, 2 * len(tw))
+        tw[t] = (self._now, self._now + TIME_WAIT)
+
+    def _port_bound(self, family: int, port: int) -> bool:
+        """Does a ``bind()`` (not a connect) hold TCP *port*?"""
+        ips = self._ports.get((family, _socket.SOCK_STREAM, port))
+        if not ips:
+            return False
+        return sum(ips.values()) > self._shared.get((family, port), 0)
 
     def _port_taken(self, family: int, type_: int, ip: str, port: int) -> bool:
         ips = self._ports.get((family, type_, port))
@@ -838,10 +922,9 @@ class FakeNetwork(_Connections, Network):
             rs = [fds[fd] for fd in r]
             ws = [fds[fd] for fd in w]
         except (KeyError, TypeError):
+            # objects with fileno() (sockets): select.select returns the same objects
             rs = [self._sock_for(fd) for fd in r]
             ws = [self._sock_for(fd) for fd in w]
-            r = [s._fd for s in rs]
-            w = [s._fd for s in ws]
         for fd in x:
             if fd not in fds:
                 self._sock_for(fd)
@@ -880,7 +963,13 @@ class FakeNetwork(_Connections, Network):
             rr, wr = self._order(rr), self._order(wr)
         tr = self._tr
         if tr is not None:
-            tr += (5, self._now, "ready", -1, rr, wr)
+            if any(type(x) is not int for x in rr) or any(type(x) is not int for x in wr):
+                # objects given (sockets): the trace records their file numbers
+                tr += (5, self._now, "ready", -1,
+                       [x if type(x) is int else self._sock_for(x)._fd for x in rr],
+                       [x if type(x) is int else self._sock_for(x)._fd for x in wr])
+            else:
+                tr += (5, self._now, "ready", -1, rr, wr)
             if self._tr_bytes > 1 << 26:
                 # bound the payload bytes a long traced run keeps in memory
                 self.trace.digest_flat()  # type: ignore[union-attr]
@@ -999,7 +1088,7 @@ class FakeNetwork(_Connections, Network):
             if maps:
                 ms = [asyncore.socket_map] + [m for m in self._maps if m is not asyncore.socket_map]
                 for m in ms:
-                    if m and any(fd in self._fds for fd in m):
+                    if m and any(fd in self._fds or getattr(fd, "network", None) is self for fd in m):
                         asyncore.poll(0.0, m)
             for step in self._pumps:
                 step()
@@ -1189,6 +1278,22 @@ class FakeNetwork(_Connections, Network):
         return patch_socket_module(self, time=time)
 
 
+def _poll_fd(obj: Any) -> int:
+    """The file number ``select.poll`` takes for *obj*: an int, or what its
+    ``fileno()`` returns (the same errors as CPython for anything else)."""
+    fd = obj
+    if not isinstance(fd, int):
+        fileno = getattr(obj, "fileno", None)
+        if fileno is None:
+            raise TypeError("argument must be an int, or have a fileno() method.")
+        fd = fileno()
+        if not isinstance(fd, int):
+            raise TypeError("fileno() returned a non-integer")
+    if fd < 0:
+        raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    return int(fd)
+
+
 class _FakePoll:
     """``select.poll()`` for fake file numbers."""
 
@@ -1197,20 +1302,18 @@ class _FakePoll:
         self._fds: dict[int, int] = {}
 
     def register(self, fd: Any, eventmask: int = _POLLIN | _POLLPRI | _POLLOUT) -> None:
-        if not isinstance(fd, int):
-            fd = fd.fileno()
-        self._fds[fd] = eventmask
+        self._fds[_poll_fd(fd)] = eventmask
 
     def modify(self, fd: Any, eventmask: int) -> None:
-        if not isinstance(fd, int):
-            fd = fd.fileno()
+        fd = _poll_fd(fd)
         if fd not in self._fds:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
         self._fds[fd] = eventmask
 
     def unregister(self, fd: Any) -> None:
-        if not isinstance(fd, int):
-            fd = fd.fileno()
+        fd = _poll_fd(fd)
+        if fd not in self._fds:
+            raise KeyError(fd)
         del self._fds[fd]
 
     def _results(self) -> list[tuple[int, int]]:

@@ -43,6 +43,43 @@ MAX_UDP = {AF_INET: 65507, AF_INET6: 65527}
 SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
 
 _MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
+_SO_SNDBUF = (_socket.SOL_SOCKET, _socket.SO_SNDBUF)
+
+#: Linux defaults (measured on 6.x): a TCP socket starts with tcp_wmem[1] /
+#: tcp_rmem[1]; once connected, the kernel autotunes SO_SNDBUF (on loopback,
+#: MSS 65483, it reads 3,939,840 and a non-blocking send of ~3.9 MB is taken
+#: whole). Other sockets get wmem_default / rmem_default.
+TCP_SNDBUF, TCP_RCVBUF = 16384, 131072
+TCP_SNDBUF_CONNECTED = 3939840
+DEFAULT_BUF = 212992
+#: net.unix.max_dgram_qlen: a Unix datagram socket's queue is full beyond it
+#: (11 datagrams wait; the 12th sender gets EAGAIN, or waits).
+UNIX_DGRAM_QLEN = 10
+
+# What one datagram costs a queue (skb truesize), measured on Linux 6.x
+# loopback: (largest payload, cost) steps, then payload + 832 (UDP). A UDP
+# receive queue takes a datagram while the charged total stays <= SO_RCVBUF
+# (212,992: 256 small datagrams). Unix datagrams are charged to the sender's
+# SO_SNDBUF until read (278 small ones for a socketpair).
+_UDP4_COST = ((197, 832), (645, 1280), (1669, 2304), (3717, 4352), (7813, 8448), (16004, 16640))
+_UDP6_COST = ((184, 832), (632, 1280), (1656, 2304), (3704, 4352), (7800, 8448), (15991, 16640))
+_UNIX_COST = ((192, 768), (704, 1280), (1728, 2304), (3776, 4352), (7872, 8448), (16064, 16640))
+
+
+def _dgram_cost(family: int, n: int) -> int:
+    """The kernel memory (skb truesize) a datagram of *n* bytes is charged."""
+    table = _UNIX_COST if family == AF_UNIX else _UDP6_COST if family == AF_INET6 else _UDP4_COST
+    if family == AF_UNIX:
+        # unix_dgram_sendmsg: past SKB_MAX_ALLOC (16,064) the tail goes to pages
+        paged = 0 if n <= 16064 else min(-(-(n - 16064) // 4096) * 4096, 17 * 4096)
+        head = 512
+        while head < n - paged + 320:
+            head *= 2
+        return head + 256 + paged
+    for limit, cost in table:
+        if n <= limit:
+            return cost
+    return n + 832
 
 _KNOWN_OPTS = {
     (_socket.SOL_SOCKET, _socket.SO_REUSEADDR), (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE),
@@ -248,8 +285,13 @@ class _End:
         self.reset = True
         self.peer = None
         self.sq.clear()
-        # in CLOSE_WAIT (the peer's FIN already seen) Linux reports EPIPE
-        self.err = errno.EPIPE if self.fin_rcvd else errno.ECONNRESET
+        # in CLOSE_WAIT (the peer's FIN already seen) Linux reports EPIPE;
+        # a Unix peer closing with our data unread is always ECONNRESET
+        unix = self.sock is not None and self.sock._family == AF_UNIX
+        if self.fin_rcvd and self.fin_sent and not unix:
+            pass  # both FINs exchanged: the connection is closed already, nothing to report
+        else:
+            self.err = errno.EPIPE if self.fin_rcvd and not unix else errno.ECONNRESET
         self.net.activity += 1
         if self.detached:
             self.finish()
@@ -284,6 +326,31 @@ class FakeSocket:
     (each retry is another call of the operation, and costs an idle pass).
     """
 
+    # Class-level defaults, set on an instance only when they change: a
+    # FakeSocket has ~30 attributes already, and CPython 3.11 stops sharing
+    # instance-dict keys past 30 (each socket's dict then doubles in size).
+    #: ((family, local ip, local port, remote ip, remote port), bound by
+    #: connect()?) of a TCP connect; a connect()-bound port may serve other
+    #: destinations too
+    _tuple: Any = None
+    #: Unix datagrams this socket sent that still wait in a queue (charged bytes)
+    _wmem = 0
+
+    @staticmethod
+    def _default_buffers(net: Any, family: int, base: int) -> tuple[int, int]:
+        """SO_SNDBUF, SO_RCVBUF of a new socket: the network's settings if
+        given, else what Linux gives (see TCP_SNDBUF and DEFAULT_BUF)."""
+        tcp = base == SOCK_STREAM and family != AF_UNIX
+        snd = net.sndbuf if net.sndbuf is not None else (TCP_SNDBUF if tcp else DEFAULT_BUF)
+        rcv = net.rcvbuf if net.rcvbuf is not None else (TCP_RCVBUF if tcp else DEFAULT_BUF)
+        return snd, rcv
+
+    @property
+    def _snd_locked(self) -> bool:
+        """SO_SNDBUF is fixed (setsockopt, inherited from the listener, or
+        FakeNetwork(sndbuf=...)): the kernel does not autotune it."""
+        return self.network.sndbuf is not None or _SO_SNDBUF in self._opts
+
     def __init__(self, net: Any, family: int, type: int, proto: int = 0) -> None:
         if family not in (AF_INET, AF_INET6, AF_UNIX):
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
@@ -298,11 +365,11 @@ class FakeSocket:
         self._timeout = _socket.getdefaulttimeout()
         if getattr(_socket, "SOCK_NONBLOCK", 0) and type & _socket.SOCK_NONBLOCK:
             self._timeout = 0.0
-        self._closed = False
+        self._closed = False  # the descriptor is released (the kernel socket is gone)
+        self._pyclosed = False  # close() was called (CPython's socket._closed)
         self._io_refs = 0
         self._opts: dict[tuple[int, int], Any] = {}
-        self._sndbuf = net.sndbuf
-        self._rcvbuf = net.rcvbuf
+        self._sndbuf, self._rcvbuf = self._default_buffers(net, family, base)
         self._state = "new"  # new, listening, connecting, connected, refused
         self._laddr: Any = None
         self._bound_key: Any = None
@@ -312,7 +379,6 @@ class FakeSocket:
         # listening
         self._backlog = 0
         self._accept_q: deque[_End] = deque()
-        self._syn_waiters: deque[Any] = deque()
         # connecting
         self._connect_token = 0
         # datagrams
@@ -350,10 +416,10 @@ class FakeSocket:
         return -1 if self._closed else self._fd
 
     def __repr__(self) -> str:
-        closed = " [closed]" if self._closed else ""
+        closed = " [closed]" if self._pyclosed or self._closed else ""
         parts = [f"<simnet.FakeSocket{closed} fd={self.fileno()}", f"family={self.family.name}",
                  f"type={self.type.name}", f"proto={self._proto}"]
-        if not self._closed:
+        if not (self._closed or self._pyclosed):  # CPython: no addresses once close() ran
             if self._laddr is not None:
                 parts.append(f"laddr={self._laddr!r}")
             if self._raddr is not None and self._state == "connected":
@@ -480,6 +546,26 @@ class FakeSocket:
         ip = self.network.resolve(host, fam)
         return (ip, port)
 
+    def _dest(self, key: Any) -> Any:
+        """Where a connect or sendto to *key* goes: Linux sends to a wildcard
+        address (``0.0.0.0``, ``''``, ``::``) on the loopback interface."""
+        if self._family == AF_INET and key[0] == "0.0.0.0":
+            return ("127.0.0.1", key[1])
+        if self._family == AF_INET6 and key[0] == "::":
+            return ("::1", key[1])
+        return key
+
+    def _set_source(self, dest_ip: str) -> None:
+        """Bound to a wildcard address: connect() fixes the local address to
+        the route's source (Linux rehashes the socket under it)."""
+        laddr = self._laddr
+        if laddr is None or laddr[0] not in ("0.0.0.0", "::"):
+            return
+        net = self.network
+        if self._bound_key is not None:
+            net._drop_binding(self._bound_key, self)
+        self._register(net.source_ip(dest_ip, self._family), laddr[1])
+
     def _sockname(self, key: Any) -> Any:
         if self._family == AF_INET6 and key is not None and not isinstance(key, (str, bytes)):
             return (key[0], key[1], 0, 0)
@@ -496,8 +582,9 @@ class FakeSocket:
     def getpeername(self) -> Any:
         self._check()
         end = self._end
-        if self._state != "connected" or self._raddr is None or (end is not None and end.over()):
-            raise _oserror(errno.ENOTCONN)
+        if self._state != "connected" or self._raddr is None or (
+                end is not None and end.over() and self._family != AF_UNIX):
+            raise _oserror(errno.ENOTCONN)  # (a Unix socket keeps its dead peer's name)
         return self._sockname(self._raddr)
 
     def bind(self, address: Any) -> None:
@@ -549,6 +636,7 @@ class FakeSocket:
         if (level, optname) not in _KNOWN_OPTS:
             raise _oserror(errno.ENOPROTOOPT)
         if level == _socket.SOL_SOCKET and optname == _socket.SO_SNDBUF:
+            # (kept in _opts, which makes _snd_locked true: SOCK_SNDBUF_LOCK)
             self._sndbuf = max(_MIN_SNDBUF, int(value) * 2)
             if self._end is not None:
                 self._end.scap = self._sndbuf
@@ -665,6 +753,8 @@ class FakeSocket:
         sock._laddr = end.laddr
         sock._raddr = end.raddr
         sock._sndbuf = end.scap
+        if _SO_SNDBUF in self._opts:
+            sock._opts[_SO_SNDBUF] = self._opts[_SO_SNDBUF]  # SOCK_SNDBUF_LOCK is inherited
         sock._rcvbuf = end.rcap
         sock._conn = end.conn_id
         sock._side = "server"
@@ -701,9 +791,26 @@ class FakeSocket:
         self._check()
         key = self._parse(address, what)
         net = self.network
+        if self._family != AF_UNIX:
+            key = self._dest(key)
         if self._type == SOCK_DGRAM:
             if self._family != AF_UNIX:
                 self._autobind(key[0])
+                self._set_source(key[0])
+            else:
+                if key not in net._unix:
+                    return errno.ENOENT
+                dest = net._unix[key]
+                if dest is None:
+                    return errno.ECONNREFUSED  # the path of a closed socket
+                if dest._type != self._type:
+                    return errno.EPROTOTYPE
+                if dest._raddr is not None and dest._raddr != self._laddr:
+                    return errno.EPERM  # unix_may_send: it is connected to another socket
+                if self._raddr is not None and self._raddr != key:
+                    old = net._unix.get(self._raddr)
+                    self._raddr = key  # (set first: Linux checks the old peer's peer after)
+                    self._unix_dgram_disconnected(old)
             self._raddr = key
             self._state = "connected"
             return 0
@@ -767,7 +874,9 @@ class FakeSocket:
             if key not in net._unix:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             listener = net._unix[key]  # None: a stale path (its socket closed)
-            if listener is None or listener._state != "listening" or listener._type != self._type:
+            if listener is not None and listener._type != self._type:
+                raise _oserror(errno.EPROTOTYPE)  # a datagram socket's path
+            if listener is None or listener._state != "listening":
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if net._faulty:
                 # only refuse and eagain apply to a Unix-socket connect (no SYN to time out)
@@ -795,7 +904,26 @@ class FakeSocket:
                 return True
             return False
         ip, port = key
-        self._autobind(ip)
+        shared = False
+        if self._laddr is None:
+            # Linux picks a port that makes a unique 4-tuple: ports are shared
+            # between destinations
+            src = net.source_ip(ip, self._family)
+            self._register(src, net.connect_port(self._family, src, key))
+            pkey = (self._family, self._laddr[1])
+            net._shared[pkey] = net._shared.get(pkey, 0) + 1
+            shared = True
+        else:
+            self._set_source(ip)
+            if net._conn_tuples.get((self._family, *self._laddr, *key), self) is not self:
+                raise _oserror(errno.EADDRNOTAVAIL)  # that 4-tuple is in use
+            if self._tuple is not None:
+                shared = self._tuple[1]
+                if net._conn_tuples.get(self._tuple[0]) is self:
+                    del net._conn_tuples[self._tuple[0]]  # an earlier attempt's
+        t = (self._family, *self._laddr, *key)
+        self._tuple = (t, shared)
+        net._conn_tuples[t] = self
         self._raddr = key
         self._state = "connecting"
         self._connect_token += 1
@@ -862,7 +990,19 @@ class FakeSocket:
         view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
         if self._type == SOCK_DGRAM:
             if self._raddr is None:
+                if self._family == AF_UNIX:
+                    if self._wmem >= self._sndbuf:  # Linux allocates before it looks
+                        self._wait(lambda: self._wmem < self._sndbuf, "send()")
+                    raise _oserror(errno.ENOTCONN)
                 raise _oserror(errno.EDESTADDRREQ)
+            if self._family == AF_UNIX and self.network._unix.get(self._raddr) is None \
+                    and self._wmem < self._sndbuf:
+                # send() finds its peer dead: ECONNREFUSED, and it is disconnected
+                # (the next send: ENOTCONN); sendto() the path only looks it up
+                self._raddr = None
+                self._state = "new"
+                self._unix_dgram_disconnected(None)
+                raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             return self._sendto(bytes(view), self._raddr)
         net = self.network
         deadline = self._call_deadline if self._call_deadline is not None else self._deadline()
@@ -880,7 +1020,7 @@ class FakeSocket:
                 raise _oserror(errno.ENOTCONN)
             raise _oserror(errno.EPIPE)
         while True:
-            if end.err:
+            if end.err and self._family != AF_UNIX:  # (Unix send never reports it: EPIPE below)
                 code, end.err = end.err, 0
                 raise _oserror(code)
             if end.wr_shut or end.reset:
@@ -1014,8 +1154,8 @@ class FakeSocket:
                     if net._disconnects:
                         net._maybe_disconnect(end, self)
                 return data
-            if end.fin_rcvd:
-                return b""
+            if end.fin_rcvd and not (end.err and self._family == AF_UNIX):
+                return b""  # (Unix reports a pending error before the EOF)
             if end.err:
                 code, end.err = end.err, 0
                 raise _oserror(code)
@@ -1058,7 +1198,7 @@ class FakeSocket:
             if self._family == AF_UNIX:
                 return  # Unix sockets take it without complaint
             raise _oserror(errno.ENOTCONN)  # ... TCP complains, but it takes effect
-        if end.over():
+        if end.over() and self._family != AF_UNIX:  # Unix shutdown never complains
             raise _oserror(errno.ENOTCONN)
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
             end.rd_shut = True
@@ -1077,6 +1217,8 @@ class FakeSocket:
                 return self.send(payload)
             raise _oserror(errno.EPIPE if self._family != AF_UNIX else errno.ENOTCONN)
         key = self._parse(address, "sendto")
+        if self._family != AF_UNIX:
+            key = self._dest(key)
         return self._sendto(payload, key)
 
     def _sendto(self, payload: bytes, key: Any) -> int:
@@ -1120,21 +1262,63 @@ class FakeSocket:
             if self._dgrams:
                 data, src = self._dgrams[0] if flags & _MSG_PEEK else self._dgrams.popleft()
                 if not flags & _MSG_PEEK:
-                    self._dgram_bytes -= len(data)
+                    cost = _dgram_cost(self._family, len(data))
+                    self._dgram_bytes -= cost
+                    if self._family == AF_UNIX:
+                        self._uncharge(self._dgram_owners.popleft(), cost)
                     self.network.activity += 1
                 return data[:bufsize], self._sockname(src)
             self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()", flags, deadline)
 
-    def _accept_datagram(self, data: bytes, src: Any) -> None:
+    def _accept_datagram(self, data: bytes, src: Any, sender: Any = None) -> None:
         if self._closed:
             return
         if self._raddr is not None and src != self._raddr:
             return  # a connected UDP socket takes its peer's datagrams only
-        if self._dgram_bytes + len(data) > self._rcvbuf:
-            return  # receive buffer full: dropped, as UDP does
+        cost = _dgram_cost(self._family, len(data))
+        if self._family == AF_UNIX:
+            # flow-controlled by the sender (see _unix_dgram_blocked), never dropped
+            if not hasattr(self, "_dgram_owners"):
+                self._dgram_owners: deque[Any] = deque()
+            self._dgram_owners.append(sender)
+            if sender is not None:
+                sender._wmem += cost
+        elif self._dgram_bytes + cost > self._rcvbuf:
+            return  # receive queue full (skb truesize against SO_RCVBUF): dropped
         self._dgrams.append((data, src))
-        self._dgram_bytes += len(data)
+        self._dgram_bytes += cost
         self.network.activity += 1
+
+    def _unix_dgram_disconnected(self, old: Any) -> None:
+        """Linux unix_dgram_disconnected: a Unix datagram socket leaving its
+        peer *old* (reconnecting, or finding it dead) loses its queued
+        datagrams; a live *old* connected back to it then gets ECONNRESET."""
+        if not self._dgrams:
+            return
+        for (data, _), owner in zip(self._dgrams, self._dgram_owners):
+            self._uncharge(owner, _dgram_cost(AF_UNIX, len(data)))
+        self._dgrams.clear()
+        self._dgram_owners.clear()
+        self._dgram_bytes = 0
+        if old is not None and not old._closed and old._raddr is not None \
+                and old._raddr == self._laddr:
+            old._err = errno.ECONNRESET
+        self.network.activity += 1
+
+    @staticmethod
+    def _uncharge(sender: Any, cost: int) -> None:
+        if sender is not None:
+            sender._wmem -= cost
+            sender.network.activity += 1  # the sender may be writable again
+
+    def _unix_dgram_blocked(self, dest: Any) -> bool:
+        """Would a Unix datagram from this socket to *dest* wait (Linux:
+        sndbuf used up, or the receiver's queue full unless it is connected
+        back to us)?"""
+        if self._wmem >= self._sndbuf:
+            return True
+        return (dest is not self and len(dest._dgrams) > UNIX_DGRAM_QLEN
+                and (dest._raddr is None or dest._raddr != self._laddr))
 
     # -- readiness -------------------------------------------------------------------
     def _sel_r(self) -> bool:
@@ -1157,6 +1341,14 @@ class FakeSocket:
             return 0
         if self._type == SOCK_DGRAM:
             mask = _POLLOUT
+            if self._family == AF_UNIX:
+                # unix_dgram_poll: writable while a quarter of SO_SNDBUF is free
+                # and, when connected, the peer's queue has room
+                peer = self.network._unix.get(self._raddr) if self._raddr is not None else None
+                if self._wmem * 4 > self._sndbuf or (
+                        peer is not None and peer is not self and len(peer._dgrams) > UNIX_DGRAM_QLEN
+                        and peer._raddr != self._laddr):
+                    mask = 0
             if self._dgrams:
                 mask |= _POLLIN
             if self._err:
@@ -1188,26 +1380,42 @@ class FakeSocket:
             mask |= _POLLOUT
         if (end.fin_rcvd or end.rd_shut) and end.wr_shut:
             mask |= _POLLHUP
+        elif self._family == AF_UNIX:
+            # Linux unix_poll: HUP once both directions are shut, counting the
+            # peer's shutdowns (its SHUT_RD shuts our sending; its close, both)
+            peer = end.peer
+            gone = peer is None or peer.detached
+            if (end.fin_rcvd or end.rd_shut or gone) and (end.wr_shut or gone or peer.rd_shut):
+                mask |= _POLLHUP | _POLLIN
         if end.err:
             mask |= _POLLERR
         return mask
 
     # -- closing -----------------------------------------------------------------------
     def close(self) -> None:
+        """Close the socket, as ``socket.socket.close`` does: the descriptor is
+        released once no ``makefile()`` object uses it any more (until then
+        the socket keeps working, for those file objects and for direct calls)."""
         if self._closed:
             return
-        self._trace("close", self._fd)
-        self._closed = True
+        if not self._pyclosed:
+            self._trace("close", self._fd)
+            self._pyclosed = True
         if self._io_refs <= 0:
             self._real_close()
 
     def _real_close(self) -> None:
+        if self._closed:
+            return  # released already (e.g. a makefile() made after close())
+        self._closed = self._pyclosed = True
         net = self.network
         end = self._end
         if end is not None:
             end.sock = None
             end.detached = True
             linger = self._opts.get((_socket.SOL_SOCKET, _socket.SO_LINGER), (0, 0))
+            if self._family == AF_UNIX:
+                linger = (0, 0)  # Unix sockets ignore SO_LINGER
             if end.reset:
                 net._forget_end(end)
             elif end.rbuf or (linger[0] and linger[1] == 0):
@@ -1216,6 +1424,8 @@ class FakeSocket:
                 if not end.fin_rcvd and self._family != AF_UNIX:
                     net._time_wait.setdefault((self._family, end.laddr[1]), {})[end.laddr[0]] = (
                         net._now + TIME_WAIT, self._reuse())
+                    if end.raddr is not None:
+                        net._note_time_wait((self._family, *end.laddr, *end.raddr))
                 end.rd_shut = True
                 if not end.wr_shut:
                     end.wr_shut = True
@@ -1230,6 +1440,12 @@ class FakeSocket:
             self._accept_q.clear()
         if self._state == "connecting":
             self._connect_token += 1
+        if self._family == AF_UNIX and self._type == SOCK_DGRAM and self._dgrams:
+            # unread datagrams are freed: their senders get the memory back
+            for (data, _), owner in zip(self._dgrams, self._dgram_owners):
+                self._uncharge(owner, _dgram_cost(AF_UNIX, len(data)))
+            self._dgrams.clear()
+            self._dgram_owners.clear()
         self._state = "closed"
         net._unbind(self)
         net._release_fd(self._fd)
@@ -1238,7 +1454,9 @@ class FakeSocket:
     def _abort(self) -> None:
         """Close without ceremony (the network itself is closing)."""
         self._io_refs = 0
-        self._closed = True
+        if self._closed:
+            return
+        self._closed = self._pyclosed = True
         self.network._unbind(self)
         self.network._release_fd(self._fd)
 
@@ -1250,10 +1468,11 @@ class FakeSocket:
 
     # -- files -----------------------------------------------------------------------
     def _decref_socketios(self) -> None:
+        """A ``makefile()`` object closed (called by ``socket.SocketIO.close``)."""
         if self._io_refs > 0:
             self._io_refs -= 1
-        if self._closed and self._io_refs <= 0:
-            self._real_close()
+        if self._pyclosed:
+            self.close()
 
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
                  encoding: str | None = None, errors: str | None = None,

@@ -15,5 +15,9 @@ Layout:
   ``run_ops``, the op-sequence interpreter used for differential testing;
 * ``test_tcp_*.py``, ``test_udp.py``, ``test_unix.py``, ``test_readiness.py``
   -- explicit facts;
-* ``test_ops.py``  -- Hypothesis-generated op sequences on a TCP pair.
+* ``test_ops.py``  -- Hypothesis-generated op sequences on a TCP pair;
+* ``profiles.py``, ``test_profiles.py``, ``run_ops.py`` -- op-sequence
+  profiles (tcp, unix-stream, makefile, timeout, udp, unix-dgram), a few
+  examples each in the suite and thousands off-suite
+  (``python -m tests.conformance.run_ops --profile all --examples 5000``).
 """

@@ -233,6 +233,21 @@ AF_UNIX stream
   unconnected: send / recv / shutdown ........... OSError(ENOTCONN) / OSError(EINVAL) /
                                                   no error (all differ from TCP);
                                                   rw "rw" like TCP
+AF_UNIX datagram (test_queues.py, profiles.py "unix-dgram")
+  connect/sendto: missing path / closed socket's
+  path / stream socket's path / a socket
+  connected to another one ...................... ENOENT / ECONNREFUSED / EPROTOTYPE /
+                                                  EPERM
+  send unconnected .............................. OSError(ENOTCONN) (UDP: EDESTADDRREQ)
+  connected, peer closed: send .................. ConnectionRefusedError once, then
+                                                  ENOTCONN (disconnected)
+  receiver queue > 10 (max_dgram_qlen) .......... EAGAIN (blocking: waits); SO_SNDBUF
+                                                  (unread datagrams' memory) is checked
+                                                  before anything else
+More, each with its test module: poll HUP (test_poll_hup.py), addresses of
+wildcard/127.0.0.2 connects (test_addresses.py), 4-tuple ports and TIME_WAIT
+(test_ports.py), buffer sizes and queue limits (test_queues.py), close() with
+live makefile() objects (test_makefile.py).
 Not asserted (CPython quirk): UDP ``recv(n, MSG_TRUNC)`` with a datagram
 longer than n returns a bytes object of the datagram's full length whose
 bytes past n are uninitialised memory.
@@ -260,6 +275,8 @@ Sockopt = tuple[int, int, Any]
 # method, so default arguments use these.
 AF_INET, AF_INET6, AF_UNIX = socket.AF_INET, socket.AF_INET6, socket.AF_UNIX
 SOCK_STREAM, SOCK_DGRAM = socket.SOCK_STREAM, socket.SOCK_DGRAM
+#: what asyncore.poll2 asks poll() for a readable and writable channel
+POLL_DEFAULT = select.POLLIN | select.POLLPRI | select.POLLOUT
 
 
 class Backend:
@@ -374,6 +391,20 @@ class Backend:
         r, w, x = self.select([sock], [sock], [sock], 0)
         return ("r" if r else "") + ("w" if w else "") + ("x" if x else "")
 
+    def poll_flags(self, sock: Any, events: int = POLL_DEFAULT) -> str:
+        """What ``poll()`` reports for ``sock`` right now (zero timeout), as
+        names joined by ``|`` in the order IN, PRI, OUT, ERR, HUP, NVAL."""
+        pollster = self.make_poll()
+        pollster.register(sock, events)
+        got = pollster.poll(0)
+        bits = got[0][1] if got else 0
+        return "|".join(name for name in ("IN", "PRI", "OUT", "ERR", "HUP", "NVAL")
+                        if bits & getattr(select, "POLL" + name))
+
+    def make_poll(self) -> Any:
+        """A ``select.poll()`` object of the backend."""
+        raise NotImplementedError
+
     def wait_writable(self, socks: list, timeout: float = 2.0) -> list:
         """Sockets of ``socks`` that become writable within ``timeout``."""
         return self.select([], list(socks), [], timeout)[1]
@@ -447,6 +478,9 @@ class RealBackend(Backend):
     def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
         return select.select(r, w, x, timeout)
 
+    def make_poll(self) -> Any:
+        return select.poll()
+
     def close_all(self) -> None:
         socks, self._socks = self._socks, []
         for sock in socks:
@@ -499,6 +533,9 @@ class FakeBackend(Backend):
         by_fd = {fd(o): o for o in [*r, *w, *x]}
         rr, ww, xx = self.net.select([fd(o) for o in r], [fd(o) for o in w], [fd(o) for o in x], timeout)
         return [by_fd[f] for f in rr], [by_fd[f] for f in ww], [by_fd[f] for f in xx]
+
+    def make_poll(self) -> Any:
+        return self.net.poll()
 
     def close_all(self) -> None:
         socks, self._socks = self._socks, []

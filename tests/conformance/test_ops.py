@@ -133,6 +133,15 @@ KNOWN = {
         [(OK, 2), (OK, 3), (OK, None), (OK, "4:A2B2"),
          (OK, "5:A2B3"), ("raise", "BlockingIOError", "EAGAIN")],
     ),
+    "rst-after-both-fins": (
+        # the RST of a close with unread data reaches a socket whose
+        # connection both FINs closed already: nothing to report
+        [("send", "c", 3), ("settle",), ("shutdown", "c", SHUT_WR), ("settle",),
+         ("shutdown", "s", SHUT_WR), ("settle",), ("close", "s"), ("settle",),
+         ("error", "c"), ("ready", "c"), ("recv", "c", 10)],
+        [(OK, 3), (OK, None), (OK, None), (OK, None), (OK, None), (OK, None), (OK, None),
+         (OK, None), (OK, 0), (OK, "rw"), (OK, "0:")],
+    ),
     "closed-socket": (
         [("close", "c"), ("send", "c", 1), ("recv", "c", 1), ("ready", "c"),
          ("close", "c"), ("peer", "c")],
