@@ -1,0 +1,68 @@
+"""The SMTP server (``smtpd.py``) driven by ``smtplib.SMTP``."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+
+from .conftest import BUG_EAGAIN, BUG_PROGRESS, Backend, recorded_run, variant_params
+from .smtpd import SMTPServer
+
+SHORT = "Subject: hello\r\n\r\nA short note.\r\n"
+#: dots at the start of lines (smtplib stuffs them, the server unstuffs them),
+#: a lone dot line, and enough text to need many sends and reads
+DOTTED = ("Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n"
+          + "".join(f"line {i:05d}: some text to make the message long\r\n" for i in range(4000))
+          + ".last line starts with a dot")
+
+
+def smtp_session(backend: Backend) -> None:
+    """Two sessions: EHLO with two messages (one recipient refused, RSET and
+    NOOP in between), then HELO with one message; both end with QUIT."""
+    channels: dict = {}
+    with backend.network():
+        server = SMTPServer(("127.0.0.1", 0), channels, domains={"example.org"})
+        host, port = server.address[:2]
+        with backend.serving(channels):
+            with smtplib.SMTP(host, port, local_hostname="client.example", timeout=10) as smtp:
+                code, text = smtp.ehlo()
+                assert code == 250 and smtp.has_extn("size") and smtp.has_extn("8bitmime")
+                refused = smtp.sendmail("alice@example.org", ["bob@example.org", "eve@elsewhere.net"], SHORT)
+                assert list(refused) == ["eve@elsewhere.net"] and refused["eve@elsewhere.net"][0] == 550
+                assert smtp.noop() == (250, b"2.0.0 OK")
+                assert smtp.rset() == (250, b"2.0.0 OK")
+                assert smtp.sendmail("alice@example.org", ["bob@example.org", "carol@example.org"], DOTTED) == {}
+                with pytest.raises(smtplib.SMTPRecipientsRefused):
+                    smtp.sendmail("alice@example.org", ["mallory@elsewhere.net"], SHORT)
+            # the with block sent QUIT
+            smtp = smtplib.SMTP(timeout=10)
+            assert smtp.connect(host, port)[0] == 220
+            assert smtp.helo("old.client.example")[0] == 250
+            assert smtp.sendmail("dave@example.org", "bob@example.org", SHORT.encode()) == {}
+            assert smtp.quit()[0] == 221
+        backend.run_until(lambda: len(channels) == 1, channels)
+        server.close()
+        assert server.messages == [
+            ("alice@example.org", ["bob@example.org"], SHORT[:-2].encode()),
+            ("alice@example.org", ["bob@example.org", "carol@example.org"], DOTTED.encode()),
+            ("dave@example.org", ["bob@example.org"], SHORT[:-2].encode()),
+        ]
+        assert server.log == ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "NOOP", "RSET",
+                              "MAIL", "RCPT", "RCPT", "DATA", "MAIL", "RCPT", "RSET", "QUIT",
+                              "HELO", "MAIL", "RCPT", "DATA", "QUIT"]
+
+
+@pytest.mark.parametrize("backend", variant_params({
+    "fake-faults": (BUG_PROGRESS, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,),
+}), indirect=True)
+def test_smtplib_ehlo_helo_sendmail_with_dot_stuffing(backend: Backend) -> None:
+    smtp_session(backend)
+
+
+def test_smtp_fake_runs_are_deterministic() -> None:
+    """Same seed, same plan: the same outcome, virtual time and trace."""
+    first = recorded_run(smtp_session, seed=5)
+    second = recorded_run(smtp_session, seed=5)
+    assert first == second
+    assert len(first[2]) > 10
