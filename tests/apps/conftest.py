@@ -142,6 +142,14 @@ class Backend:
             assert time.monotonic() < deadline, f"not done within {REAL_TIMEOUT} s: {channels!r}"
             asyncore.loop(timeout=0.01, map=channels, count=1)
 
+    def eagain_for_the_blocking_client(self) -> None:
+        """Under faults: one more spurious EAGAIN on the client side's next
+        send and next recv. For a phase whose only client socket is a
+        blocking stdlib client's, so that the mix surely reaches it."""
+        if self.faults:
+            self.net.faults.add(Rule("eagain", op="send", where={"side": "client", "limit": 1}))
+            self.net.faults.add(Rule("eagain", op="recv", where={"side": "client", "limit": 1}))
+
     def elapsed(self) -> float:
         """The fake network's virtual time (None on real sockets)."""
         return self.net.time() if self.fake else None
