@@ -193,6 +193,8 @@ BUG_PROGRESS = ("FakeNetwork.block() gives up (TimeoutError/Deadlock) while disp
 BUG_EAGAIN = ("eagain rules leak out of blocking/timeout-mode sockets (BlockingIOError; through "
               "makefile() a silent short or empty read) [fid-a]")
 BUG_MAKEFILE = "close() with a live makefile() gives EBADF on reads through the file [fid-b]"
+BUG_ADDRESSES = ("a TCP connect to 0.0.0.0 (a ''-bound listener's getsockname()) goes from 10.0.0.1 "
+                 "to 0.0.0.0; Linux: 127.0.0.1 to 127.0.0.1 [fid-b]")
 BUG_SOCKET_KEYS = "maps keyed by socket objects raise TypeError once a fake socket exists [fid-b]"
 
 

@@ -25,6 +25,8 @@ class SMTPSession(asynchat.async_chat):
     def __init__(self, server, sock, map):
         asynchat.async_chat.__init__(self, sock, map)
         self.server = server
+        self.peer_ip = sock.getpeername()[0]
+        server.peers.append((self.peer_ip, sock.getsockname()[0]))
         self.ibuffer = []
         self.greeted = None
         self.in_data = False
@@ -79,8 +81,8 @@ class SMTPSession(asynchat.async_chat):
             return
         self.greeted = arg
         self.reset()
-        self.push(("250-%s greets %s\r\n250-SIZE %d\r\n250-8BITMIME\r\n250 HELP\r\n"
-                   % (self.server.hostname, arg, MAX_SIZE)).encode("ascii"))
+        self.push(("250-%s greets %s [%s]\r\n250-SIZE %d\r\n250-8BITMIME\r\n250 HELP\r\n"
+                   % (self.server.hostname, arg, self.peer_ip, MAX_SIZE)).encode("ascii"))
 
     def smtp_NOOP(self, arg):
         self.reply("250 2.0.0 OK")
@@ -145,6 +147,7 @@ class SMTPServer(asyncore.dispatcher):
         self.hostname = hostname
         self.messages = []
         self.log = []
+        self.peers = []  # (client address, server address) of each session
 
     def handle_accepted(self, sock, addr):
         SMTPSession(self, sock, self._map)

@@ -6,7 +6,7 @@ import smtplib
 
 import pytest
 
-from .conftest import BUG_EAGAIN, BUG_PROGRESS, Backend, recorded_run, variant_params
+from .conftest import BUG_ADDRESSES, BUG_EAGAIN, BUG_PROGRESS, Backend, recorded_run, variant_params
 from .smtpd import SMTPServer
 
 SHORT = "Subject: hello\r\n\r\nA short note.\r\n"
@@ -17,17 +17,22 @@ DOTTED = ("Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nafter a
           + ".last line starts with a dot")
 
 
-def smtp_session(backend: Backend) -> None:
+def smtp_session(backend: Backend, bind: str = "127.0.0.1") -> None:
     """Two sessions: EHLO with two messages (one recipient refused, RSET and
-    NOOP in between), then HELO with one message; both end with QUIT."""
+    NOOP in between), then HELO with one message; both end with QUIT.
+
+    The server listens on *bind* (``""``: all interfaces) and the client
+    connects to the address the listener reports (``0.0.0.0`` for ``""``, a
+    common pattern in tests)."""
     channels: dict = {}
     with backend.network():
-        server = SMTPServer(("127.0.0.1", 0), channels, domains={"example.org"})
+        server = SMTPServer((bind, 0), channels, domains={"example.org"})
         host, port = server.address[:2]
         with backend.serving(channels):
             with smtplib.SMTP(host, port, local_hostname="client.example", timeout=10) as smtp:
                 code, text = smtp.ehlo()
                 assert code == 250 and smtp.has_extn("size") and smtp.has_extn("8bitmime")
+                assert text.startswith(b"mail.example greets client.example [127.0.0.1]")
                 refused = smtp.sendmail("alice@example.org", ["bob@example.org", "eve@elsewhere.net"], SHORT)
                 assert list(refused) == ["eve@elsewhere.net"] and refused["eve@elsewhere.net"][0] == 550
                 assert smtp.noop() == (250, b"2.0.0 OK")
@@ -43,6 +48,7 @@ def smtp_session(backend: Backend) -> None:
             assert smtp.quit()[0] == 221
         backend.run_until(lambda: len(channels) == 1, channels)
         server.close()
+        assert server.peers == [("127.0.0.1", "127.0.0.1")] * 2  # as Linux loopback has it
         assert server.messages == [
             ("alice@example.org", ["bob@example.org"], SHORT[:-2].encode()),
             ("alice@example.org", ["bob@example.org", "carol@example.org"], DOTTED.encode()),
@@ -58,6 +64,14 @@ def smtp_session(backend: Backend) -> None:
 }), indirect=True)
 def test_smtplib_ehlo_helo_sendmail_with_dot_stuffing(backend: Backend) -> None:
     smtp_session(backend)
+
+
+@pytest.mark.parametrize("backend", variant_params({
+    "fake": (BUG_ADDRESSES,), "fake-faults": (BUG_ADDRESSES, BUG_PROGRESS, BUG_EAGAIN),
+    "real-faults": (BUG_EAGAIN,),
+}), indirect=True)
+def test_smtplib_to_a_server_bound_to_all_interfaces(backend: Backend) -> None:
+    smtp_session(backend, bind="")
 
 
 def test_smtp_fake_runs_are_deterministic() -> None:
