@@ -29,7 +29,9 @@ A test gets a :class:`Backend` and uses it the same way on all four::
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import socket
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -47,6 +49,10 @@ VARIANTS = ("fake", "fake-faults", "real", "real-faults")
 REAL_TIMEOUT = 10.0
 #: virtual seconds the fake network may run to let the server finish
 FAKE_TIMEOUT = 120.0
+#: wall seconds after which a test of this suite is taken to hang: the stacks
+#: are dumped and the run ends (bounds the clients that use blocking sockets
+#: without a timeout, on real loopback)
+WATCHDOG_SECONDS = 60
 
 
 def fault_mix(fake: bool = True) -> list[Rule]:
@@ -225,6 +231,13 @@ def recorded_run(session: Callable[[Backend], None], seed: int) -> tuple[str, fl
     except Exception as exc:
         outcome = f"{type(exc).__name__}: {exc}"
     return outcome, backend.net.time(), backend.net.trace.events
+
+
+@pytest.fixture(autouse=True)
+def _watchdog() -> Iterator[None]:
+    faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=sys.__stderr__)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture

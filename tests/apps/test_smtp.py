@@ -17,19 +17,21 @@ DOTTED = ("Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nafter a
           + ".last line starts with a dot")
 
 
-def smtp_session(backend: Backend, bind: str = "127.0.0.1") -> None:
+def smtp_session(backend: Backend, bind: str = "127.0.0.1", timeout: float | None = 10) -> None:
     """Two sessions: EHLO with two messages (one recipient refused, RSET and
     NOOP in between), then HELO with one message; both end with QUIT.
 
     The server listens on *bind* (``""``: all interfaces) and the client
     connects to the address the listener reports (``0.0.0.0`` for ``""``, a
-    common pattern in tests)."""
+    common pattern in tests). With *timeout* None the client's sockets
+    are blocking, as in ``smtplib.SMTP(host, port)``."""
+    extra = {} if timeout is None else {"timeout": timeout}
     channels: dict = {}
     with backend.network():
         server = SMTPServer((bind, 0), channels, domains={"example.org"})
         host, port = server.address[:2]
         with backend.serving(channels):
-            with smtplib.SMTP(host, port, local_hostname="client.example", timeout=10) as smtp:
+            with smtplib.SMTP(host, port, local_hostname="client.example", **extra) as smtp:
                 code, text = smtp.ehlo()
                 assert code == 250 and smtp.has_extn("size") and smtp.has_extn("8bitmime")
                 assert text.startswith(b"mail.example greets client.example [127.0.0.1]")
@@ -41,7 +43,7 @@ def smtp_session(backend: Backend, bind: str = "127.0.0.1") -> None:
                 with pytest.raises(smtplib.SMTPRecipientsRefused):
                     smtp.sendmail("alice@example.org", ["mallory@elsewhere.net"], SHORT)
             # the with block sent QUIT
-            smtp = smtplib.SMTP(timeout=10)
+            smtp = smtplib.SMTP(**extra)
             assert smtp.connect(host, port)[0] == 220
             assert smtp.helo("old.client.example")[0] == 250
             assert smtp.sendmail("dave@example.org", "bob@example.org", SHORT.encode()) == {}
@@ -72,6 +74,15 @@ def test_smtplib_ehlo_helo_sendmail_with_dot_stuffing(backend: Backend) -> None:
 }), indirect=True)
 def test_smtplib_to_a_server_bound_to_all_interfaces(backend: Backend) -> None:
     smtp_session(backend, bind="")
+
+
+@pytest.mark.parametrize("backend", variant_params({
+    "fake-faults": (BUG_PROGRESS, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,),
+}), indirect=True)
+def test_smtplib_with_blocking_sockets(backend: Backend) -> None:
+    """``smtplib.SMTP(host, port)``: no timeout, the client's sockets block
+    (on real loopback the suite's watchdog bounds the test)."""
+    smtp_session(backend, timeout=None)
 
 
 def test_smtp_fake_runs_are_deterministic() -> None:
