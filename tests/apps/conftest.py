@@ -196,6 +196,8 @@ def client_connections_on(net: RealNetwork) -> Iterator[None]:
 #: Known simnet bugs behind xfail marks (issue 9); each names the helper fixing it.
 BUG_PROGRESS = ("FakeNetwork.block() gives up (TimeoutError/Deadlock) while dispatchers make "
                 "progress in passes that move no bytes [fid-a]")
+BUG_BUSY_POLL = ("a program that busy-polls (timeout 0) never sees virtual time pass, so data in "
+                 "flight never arrives [fid-a]")
 BUG_EAGAIN = ("eagain rules leak out of blocking/timeout-mode sockets (BlockingIOError; through "
               "makefile() a silent short or empty read) [fid-a]")
 BUG_MAKEFILE = "close() with a live makefile() gives EBADF on reads through the file [fid-b]"

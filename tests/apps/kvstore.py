@@ -19,24 +19,32 @@ import simnet.asyncore as asyncore
 
 
 class SocketKeyed:
-    """Mix-in: register the channel in its map under its socket object."""
+    """Mix-in: register the channel in its map under its socket object
+    (under its file number, as asyncore does, when ``key_by_socket`` is
+    false: the application has a switch for it)."""
+
+    key_by_socket = True
+
+    def map_key(self):
+        return self.socket if self.key_by_socket else self._fileno
 
     def add_channel(self, map=None):
         if map is None:
             map = self._map
-        map[self.socket] = self
+        map[self.map_key()] = self
 
     def del_channel(self, map=None):
         if map is None:
             map = self._map
-        map.pop(self.socket, None)
+        map.pop(self.map_key(), None)
         self._fileno = None
 
 
 class LineDispatcher(SocketKeyed, asyncore.dispatcher):
     """A dispatcher with an output buffer and line input."""
 
-    def __init__(self, sock=None, map=None):
+    def __init__(self, sock=None, map=None, key_by_socket=True):
+        self.key_by_socket = key_by_socket
         asyncore.dispatcher.__init__(self, sock, map)
         self.outbuf = b""
         self.inbuf = b""
@@ -72,9 +80,9 @@ class KVChannel(LineDispatcher):
     """The server's end of one client connection."""
 
     def __init__(self, server, sock, map):
-        LineDispatcher.__init__(self, sock, map)
+        LineDispatcher.__init__(self, sock, map, server.key_by_socket)
         self.server = server
-        assert map[sock] is self  # looked up by socket, as the application does
+        assert map[self.map_key()] is self
 
     def handle_line(self, line):
         command, _, rest = line.decode().partition(" ")
@@ -100,7 +108,8 @@ class KVChannel(LineDispatcher):
 
 
 class KVServer(SocketKeyed, asyncore.dispatcher):
-    def __init__(self, addr, map):
+    def __init__(self, addr, map, key_by_socket=True):
+        self.key_by_socket = key_by_socket
         asyncore.dispatcher.__init__(self, map=map)
         self.create_socket(socket.AF_INET, socket.SOCK_STREAM)
         self.set_reuse_addr()
@@ -119,8 +128,8 @@ class KVServer(SocketKeyed, asyncore.dispatcher):
 class KVClient(LineDispatcher):
     """Sends *requests* (lines) one at a time, collecting the replies; closes after the last."""
 
-    def __init__(self, addr, requests, map):
-        LineDispatcher.__init__(self, map=map)
+    def __init__(self, addr, requests, map, key_by_socket=True):
+        LineDispatcher.__init__(self, map=map, key_by_socket=key_by_socket)
         self.create_socket(socket.AF_INET, socket.SOCK_STREAM)
         self.connect(addr)
         self.requests = list(requests)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
 import simnet.asyncore as asyncore
 
-from .conftest import BUG_EAGAIN, BUG_SOCKET_KEYS, Backend, recorded_run, variant_params
+from .conftest import BUG_BUSY_POLL, BUG_EAGAIN, BUG_SOCKET_KEYS, REAL_TIMEOUT, Backend, recorded_run, variant_params
 from .kvstore import KVClient, KVServer
 
-#: loop passes the asyncore clients may take (each waits at most 0.05 s)
+#: loop passes the application may take on the fake network
 MAX_PASSES = 20_000
 
 
@@ -29,29 +30,38 @@ def replies_of(i: int) -> list[str]:
             "ERROR unknown command", "BYE"]
 
 
-def drive(done, channels: dict) -> None:
+def drive(backend: Backend, done, channels: dict, timeout: float = 0.05) -> None:
     """The application's own loop: ``asyncore.loop`` and ``asyncore.poll``
-    on the socket-keyed map, bounded."""
-    for n in range(MAX_PASSES):
-        if done():
-            return
-        if n % 2:
-            asyncore.poll(0.05, channels)
+    on the map, each waiting at most *timeout* (0: busy polling). Bounded by
+    :data:`MAX_PASSES` on the fake network, by wall time on real sockets
+    (where a busy loop may spin many thousand times while TCP holds back a
+    small segment)."""
+    deadline = time.monotonic() + REAL_TIMEOUT
+    n = 0
+    while not done():
+        if backend.fake:
+            assert n < MAX_PASSES, f"not done after {MAX_PASSES} passes: {channels!r}"
         else:
-            asyncore.loop(timeout=0.05, map=channels, count=1)
-    assert done(), f"not done after {MAX_PASSES} passes: {channels!r}"
+            assert time.monotonic() < deadline, f"not done within {REAL_TIMEOUT} s: {channels!r}"
+        if n % 2:
+            asyncore.poll(timeout, channels)
+        else:
+            asyncore.loop(timeout=timeout, map=channels, count=1)
+        n += 1
 
 
-def kv_session(backend: Backend) -> None:
-    """Three asyncore clients at once in the server's map, then an
-    unmodified blocking socket client while the server's loop runs."""
+def kv_session(backend: Backend, key_by_socket: bool = True, timeout: float = 0.05) -> None:
+    """Three asyncore clients at once in the server's map (keyed by socket
+    objects, or by file numbers), driven by the application's loop (passes
+    waiting at most *timeout*), then an unmodified blocking socket client
+    while the server's loop runs."""
     channels: dict = {}
     with backend.network():
-        server = KVServer(("127.0.0.1", 0), channels)
-        assert channels == {server.socket: server}
-        clients = [KVClient(server.address, requests_of(i), channels) for i in range(3)]
-        assert all(channels[c.socket] is c for c in clients)
-        drive(lambda: all(c.done for c in clients) and len(channels) == 1, channels)
+        server = KVServer(("127.0.0.1", 0), channels, key_by_socket)
+        assert channels == {server.map_key(): server}
+        clients = [KVClient(server.address, requests_of(i), channels, key_by_socket) for i in range(3)]
+        assert all(channels[c.map_key()] is c for c in clients)
+        drive(backend, lambda: all(c.done for c in clients) and len(channels) == 1, channels, timeout)
         for i, client in enumerate(clients):
             assert client.replies == replies_of(i), f"client {i}"
         assert server.accepted == 3
@@ -65,7 +75,7 @@ def kv_session(backend: Backend) -> None:
                                  b"VALUE again\n", b"BYE\n"]
                 assert reader.readline() == b""  # the server closed after BYE
                 reader.close()
-        drive(lambda: len(channels) == 1, channels)
+        drive(backend, lambda: len(channels) == 1, channels, timeout)
         assert server.accepted == 4
         server.close()
         assert channels == {}
@@ -76,6 +86,16 @@ def kv_session(backend: Backend) -> None:
 }), indirect=True)
 def test_socket_keyed_map_served_by_loop_and_poll(backend: Backend) -> None:
     kv_session(backend)
+
+
+@pytest.mark.parametrize("backend", variant_params({
+    "fake-faults": (BUG_BUSY_POLL, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,),
+}), indirect=True)
+def test_busy_polling_program_with_a_file_number_map(backend: Backend) -> None:
+    """The same program with an ordinary map, polling with timeout 0 (as
+    programs that do other work between passes do): on a real network time
+    passes while it spins, and the data arrives."""
+    kv_session(backend, key_by_socket=False, timeout=0.0)
 
 
 def test_kvstore_fake_runs_are_deterministic() -> None:
