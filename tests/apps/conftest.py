@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import hashlib
+import re
 import socket
 import sys
 import threading
@@ -221,18 +223,27 @@ def variant_params(xfail: dict[str, tuple[str, ...]] | None = None) -> list[Any]
     return params
 
 
-def recorded_run(session: Callable[[Backend], None], seed: int) -> tuple[str, float, list]:
-    """Run *session* on the fake network under the fault mix with *seed*;
-    return (outcome, virtual time, trace events). The outcome is ``"ok"`` or
-    the exception the session ended with: a deterministic failure is still
-    deterministic."""
+def recorded_run(session: Callable[..., None], seed: int, **kwargs: Any) -> tuple[str, float, list]:
+    """Run ``session(backend, **kwargs)`` on the fake network under the
+    fault mix with *seed*; return (outcome, virtual time, trace events). The
+    outcome is ``"ok"`` or the exception the session ended with: a
+    deterministic failure is still deterministic."""
     backend = Backend("fake-faults", seed=seed)
     try:
-        session(backend)
+        session(backend, **kwargs)
         outcome = "ok"
     except Exception as exc:
-        outcome = f"{type(exc).__name__}: {exc}"
+        # the first line of the message (pytest's assertion rewriting adds
+        # more in-process only), without object addresses (they differ
+        # from run to run; the rest must not)
+        first = (str(exc).splitlines() or [""])[0]
+        outcome = re.sub(r" at 0x[0-9a-f]+", "", f"{type(exc).__name__}: {first}")
     return outcome, backend.net.time(), backend.net.trace.events
+
+
+def fingerprint(run: tuple[str, float, list]) -> str:
+    """A digest of a :func:`recorded_run` result (outcome, exact time, every event)."""
+    return hashlib.sha256(repr(run).encode()).hexdigest()
 
 
 @pytest.fixture(autouse=True)

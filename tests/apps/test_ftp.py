@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from .conftest import BUG_EAGAIN, BUG_PROGRESS, Backend, recorded_run, variant_params
+from .conftest import BUG_EAGAIN, BUG_PROGRESS, Backend, variant_params
 from .ftpd import FTPServer
 
 README = b"Files served by the simnet apps suite.\r\n"
@@ -70,11 +70,3 @@ def test_ftplib_login_list_retrieve_store_over_pasv(backend: Backend) -> None:
 @pytest.mark.parametrize("backend", variant_params(FAULT_BUGS), indirect=True)
 def test_ftplib_over_ipv6_uses_epsv(backend: Backend) -> None:
     ftp_session(backend, host="::1")
-
-
-def test_ftp_fake_runs_are_deterministic() -> None:
-    """Same seed, same plan: the same outcome, virtual time and trace."""
-    first = recorded_run(ftp_session, seed=3)
-    second = recorded_run(ftp_session, seed=3)
-    assert first == second
-    assert len(first[2]) > 10

@@ -9,11 +9,11 @@ import pytest
 
 import simnet.asyncore as asyncore
 
-from .conftest import BUG_BUSY_POLL, BUG_EAGAIN, BUG_SOCKET_KEYS, REAL_TIMEOUT, Backend, recorded_run, variant_params
+from .conftest import BUG_BUSY_POLL, BUG_EAGAIN, BUG_SOCKET_KEYS, REAL_TIMEOUT, Backend, variant_params
 from .kvstore import KVClient, KVServer
 
 #: loop passes the application may take on the fake network
-MAX_PASSES = 20_000
+MAX_PASSES = 5_000
 
 
 def big_value(i: int) -> str:
@@ -96,11 +96,3 @@ def test_busy_polling_program_with_a_file_number_map(backend: Backend) -> None:
     programs that do other work between passes do): on a real network time
     passes while it spins, and the data arrives."""
     kv_session(backend, key_by_socket=False, timeout=0.0)
-
-
-def test_kvstore_fake_runs_are_deterministic() -> None:
-    """Same seed, same plan: the same outcome, virtual time and trace."""
-    first = recorded_run(kv_session, seed=9)
-    second = recorded_run(kv_session, seed=9)
-    assert first == second
-    assert len(first[2]) > 3

@@ -6,7 +6,7 @@ import smtplib
 
 import pytest
 
-from .conftest import BUG_ADDRESSES, BUG_EAGAIN, BUG_PROGRESS, Backend, recorded_run, variant_params
+from .conftest import BUG_ADDRESSES, BUG_EAGAIN, BUG_PROGRESS, Backend, variant_params
 from .smtpd import SMTPServer
 
 SHORT = "Subject: hello\r\n\r\nA short note.\r\n"
@@ -83,11 +83,3 @@ def test_smtplib_with_blocking_sockets(backend: Backend) -> None:
     """``smtplib.SMTP(host, port)``: no timeout, the client's sockets block
     (on real loopback the suite's watchdog bounds the test)."""
     smtp_session(backend, timeout=None)
-
-
-def test_smtp_fake_runs_are_deterministic() -> None:
-    """Same seed, same plan: the same outcome, virtual time and trace."""
-    first = recorded_run(smtp_session, seed=5)
-    second = recorded_run(smtp_session, seed=5)
-    assert first == second
-    assert len(first[2]) > 10
