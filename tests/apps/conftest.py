@@ -151,8 +151,9 @@ class Backend:
 
     def eagain_for_the_blocking_client(self) -> None:
         """Under faults: one more spurious EAGAIN on the client side's next
-        send and next recv. For a phase whose only client socket is a
-        blocking stdlib client's, so that the mix surely reaches it."""
+        send and next recv. Called when the next client-side call is the
+        blocking stdlib client's, so that the mix surely reaches it (its
+        random EAGAINs might all fall on other sockets)."""
         if self.faults:
             self.net.faults.add(Rule("eagain", op="send", where={"side": "client", "limit": 1}))
             self.net.faults.add(Rule("eagain", op="recv", where={"side": "client", "limit": 1}))

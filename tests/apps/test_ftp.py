@@ -25,6 +25,7 @@ def ftp_session(backend: Backend, host: str = "127.0.0.1") -> None:
     with backend.network():
         server = FTPServer((host, 0), channels, FILES, USERS)
         port = server.address[1]
+        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             ftp = ftplib.FTP(timeout=10)
             assert ftp.connect(host, port).startswith("220 ")

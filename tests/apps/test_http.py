@@ -20,6 +20,7 @@ def keep_alive_session(backend: Backend) -> None:
     with backend.network():
         server = HTTPServer(("127.0.0.1", 0), channels)
         host, port = server.address[:2]
+        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             conn = http.client.HTTPConnection(host, port, timeout=10)
             conn.request("GET", "/hello")
@@ -57,6 +58,7 @@ def urllib_session(backend: Backend) -> None:
         server = HTTPServer(("127.0.0.1", 0), channels)
         host, port = server.address[:2]
         base = f"http://{host}:{port}"
+        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             with urllib.request.urlopen(base + "/big", timeout=10) as response:
                 assert response.status == 200

@@ -30,6 +30,7 @@ def smtp_session(backend: Backend, bind: str = "127.0.0.1", timeout: float | Non
     with backend.network():
         server = SMTPServer((bind, 0), channels, domains={"example.org"})
         host, port = server.address[:2]
+        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             with smtplib.SMTP(host, port, local_hostname="client.example", **extra) as smtp:
                 code, text = smtp.ehlo()
