@@ -17,6 +17,9 @@ The ``backend`` fixture is parametrised over :data:`VARIANTS`:
     that network too (``socket.create_connection`` is pointed at it), so the
     rules act on both sides.
 
+Tests that fail today because of a simnet bug are listed, with the bug, in
+``known_bugs.py`` (strict xfail: the entry must go when the fix lands).
+
 A test gets a :class:`Backend` and uses it the same way on all four::
 
     with backend.network():
@@ -195,34 +198,6 @@ def client_connections_on(net: RealNetwork) -> Iterator[None]:
         socket.create_connection = original
 
 
-#: Known simnet bugs behind xfail marks (issue 9); each names the helper fixing it.
-BUG_PROGRESS = ("FakeNetwork.block() gives up (TimeoutError/Deadlock) while dispatchers make "
-                "progress in passes that move no bytes [fid-a]")
-BUG_BUSY_POLL = ("a program that busy-polls (timeout 0) never sees virtual time pass, so data in "
-                 "flight never arrives [fid-a]")
-BUG_EAGAIN = ("eagain rules leak out of blocking/timeout-mode sockets (BlockingIOError; through "
-              "makefile() a silent short or empty read) [fid-a]")
-BUG_MAKEFILE = "close() with a live makefile() gives EBADF on reads through the file [fid-b]"
-BUG_ADDRESSES = ("a TCP connect to 0.0.0.0 (a ''-bound listener's getsockname()) goes from 10.0.0.1 "
-                 "to 0.0.0.0; Linux: 127.0.0.1 to 127.0.0.1 [fid-b]")
-BUG_SOCKET_KEYS = "maps keyed by socket objects raise TypeError once a fake socket exists [fid-b]"
-
-
-def variant_params(xfail: dict[str, tuple[str, ...]] | None = None) -> list[Any]:
-    """``pytest.param`` per variant, with ``xfail(strict=True)`` for the
-    variants named in *xfail* (variant -> the simnet bugs that break it)."""
-    xfail = xfail or {}
-    unknown = set(xfail) - set(VARIANTS)
-    assert not unknown, f"unknown variants {unknown}"
-    params = []
-    for v in VARIANTS:
-        marks = []
-        if v in xfail:
-            marks.append(pytest.mark.xfail(strict=True, reason="simnet bug: " + "; ".join(xfail[v])))
-        params.append(pytest.param(v, id=v, marks=marks))
-    return params
-
-
 def recorded_run(session: Callable[..., None], seed: int, **kwargs: Any) -> tuple[str, float, list]:
     """Run ``session(backend, **kwargs)`` on the fake network under the
     fault mix with *seed*; return (outcome, virtual time, trace events). The
@@ -242,6 +217,19 @@ def recorded_run(session: Callable[..., None], seed: int, **kwargs: Any) -> tupl
 def fingerprint(run: tuple[str, float, list]) -> str:
     """A digest of a :func:`recorded_run` result (outcome, exact time, every event)."""
     return hashlib.sha256(repr(run).encode()).hexdigest()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests listed in :data:`.known_bugs.KNOWN_BUGS` xfail(strict=True)."""
+    from .known_bugs import KNOWN_BUGS
+
+    for item in items:
+        path, _, name = item.nodeid.partition("::")
+        if "tests/apps/" not in path.replace("\\", "/"):
+            continue
+        bugs = KNOWN_BUGS.get(f"{path.rsplit('/', 1)[-1]}::{name}")
+        if bugs:
+            item.add_marker(pytest.mark.xfail(strict=True, reason="simnet bug: " + "; ".join(bugs)))
 
 
 @pytest.fixture(autouse=True)

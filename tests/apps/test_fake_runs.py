@@ -13,23 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (BUG_ADDRESSES, BUG_BUSY_POLL, BUG_EAGAIN, BUG_MAKEFILE, BUG_PROGRESS,
-                       BUG_SOCKET_KEYS, fingerprint, recorded_run)
+from .conftest import fingerprint, recorded_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: name -> (module, session function, keyword arguments, simnet bugs that break it under the mix)
-SESSIONS: dict[str, tuple[str, str, dict, tuple[str, ...]]] = {
-    "http-keep-alive": ("test_http", "keep_alive_session", {}, (BUG_PROGRESS, BUG_MAKEFILE, BUG_EAGAIN)),
-    "http-urllib": ("test_http", "urllib_session", {}, (BUG_MAKEFILE, BUG_EAGAIN)),
-    "ftp": ("test_ftp", "ftp_session", {}, (BUG_PROGRESS, BUG_EAGAIN)),
-    "ftp-ipv6": ("test_ftp", "ftp_session", {"host": "::1"}, (BUG_PROGRESS, BUG_EAGAIN)),
-    "smtp": ("test_smtp", "smtp_session", {}, (BUG_PROGRESS, BUG_EAGAIN)),
-    "smtp-any-address": ("test_smtp", "smtp_session", {"bind": ""}, (BUG_ADDRESSES, BUG_PROGRESS, BUG_EAGAIN)),
-    "smtp-blocking": ("test_smtp", "smtp_session", {"timeout": None}, (BUG_PROGRESS, BUG_EAGAIN)),
-    "kv-socket-keys": ("test_kvstore", "kv_session", {}, (BUG_SOCKET_KEYS, BUG_EAGAIN)),
-    "kv-busy-poll": ("test_kvstore", "kv_session", {"key_by_socket": False, "timeout": 0.0},
-                     (BUG_BUSY_POLL, BUG_EAGAIN)),
+#: name -> (module, session function, keyword arguments)
+SESSIONS: dict[str, tuple[str, str, dict]] = {
+    "http-keep-alive": ("test_http", "keep_alive_session", {}),
+    "http-urllib": ("test_http", "urllib_session", {}),
+    "ftp": ("test_ftp", "ftp_session", {}),
+    "ftp-ipv6": ("test_ftp", "ftp_session", {"host": "::1"}),
+    "smtp": ("test_smtp", "smtp_session", {}),
+    "smtp-any-address": ("test_smtp", "smtp_session", {"bind": ""}),
+    "smtp-blocking": ("test_smtp", "smtp_session", {"timeout": None}),
+    "kv-socket-keys": ("test_kvstore", "kv_session", {}),
+    "kv-busy-poll": ("test_kvstore", "kv_session", {"key_by_socket": False, "timeout": 0.0}),
 }
 #: the seed of the determinism checks, and how many seeds the sweep tries
 SEED = 11
@@ -37,7 +35,7 @@ SWEEP = 20
 
 
 def session_of(name: str):
-    module, function, kwargs, _ = SESSIONS[name]
+    module, function, kwargs = SESSIONS[name]
     return getattr(importlib.import_module(f"{__package__}.{module}"), function), kwargs
 
 
@@ -76,10 +74,7 @@ def test_same_seed_same_trace_in_another_process() -> None:
     assert json.loads(child.stdout.strip().splitlines()[-1]) == here
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="simnet bug: " + "; ".join(bugs)))
-    if bugs else name
-    for name, (_, _, _, bugs) in SESSIONS.items()])
+@pytest.mark.parametrize("name", list(SESSIONS))
 def test_survives_the_fault_mix_under_many_seeds(name: str) -> None:
     """The fault mix under seeds 1..SWEEP: a correct program survives all."""
     session, kwargs = session_of(name)

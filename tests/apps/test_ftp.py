@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from .conftest import BUG_EAGAIN, BUG_PROGRESS, Backend, variant_params
+from .conftest import VARIANTS, Backend
 from .ftpd import FTPServer
 
 README = b"Files served by the simnet apps suite.\r\n"
@@ -59,15 +59,11 @@ def ftp_session(backend: Backend, host: str = "127.0.0.1") -> None:
                             "TYPE", passive, "RETR", "TYPE", passive, "RETR", "QUIT"]
 
 
-#: fake-faults: a spurious EAGAIN on the server's recv is a pass that moves no bytes
-FAULT_BUGS = {"fake-faults": (BUG_PROGRESS, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,)}
-
-
-@pytest.mark.parametrize("backend", variant_params(FAULT_BUGS), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_ftplib_login_list_retrieve_store_over_pasv(backend: Backend) -> None:
     ftp_session(backend)
 
 
-@pytest.mark.parametrize("backend", variant_params(FAULT_BUGS), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_ftplib_over_ipv6_uses_epsv(backend: Backend) -> None:
     ftp_session(backend, host="::1")

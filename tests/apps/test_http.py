@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from .conftest import BUG_EAGAIN, BUG_MAKEFILE, BUG_PROGRESS, Backend, variant_params
+from .conftest import VARIANTS, Backend
 from .httpd import BIG, HELLO, HTTPServer
 
 POSTED = bytes(range(256)) * 200  # 51,200 bytes
@@ -77,19 +77,11 @@ def urllib_session(backend: Backend) -> None:
             (0, "GET", "/big"), (1, "POST", "/echo"), (2, "GET", "/nothing")]
 
 
-@pytest.mark.parametrize("backend", variant_params({
-    "fake": (BUG_PROGRESS, BUG_MAKEFILE),
-    "fake-faults": (BUG_PROGRESS, BUG_MAKEFILE, BUG_EAGAIN),
-    "real-faults": (BUG_EAGAIN,),
-}), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_http_client_keep_alive_and_connection_close(backend: Backend) -> None:
     keep_alive_session(backend)
 
 
-@pytest.mark.parametrize("backend", variant_params({
-    "fake": (BUG_MAKEFILE,),
-    "fake-faults": (BUG_MAKEFILE, BUG_EAGAIN),
-    "real-faults": (BUG_EAGAIN,),
-}), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_urllib_request_reads_after_closing_the_socket(backend: Backend) -> None:
     urllib_session(backend)

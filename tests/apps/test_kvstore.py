@@ -9,7 +9,7 @@ import pytest
 
 import simnet.asyncore as asyncore
 
-from .conftest import BUG_BUSY_POLL, BUG_EAGAIN, BUG_SOCKET_KEYS, REAL_TIMEOUT, Backend, variant_params
+from .conftest import REAL_TIMEOUT, VARIANTS, Backend
 from .kvstore import KVClient, KVServer
 
 #: loop passes the application may take on the fake network
@@ -81,16 +81,12 @@ def kv_session(backend: Backend, key_by_socket: bool = True, timeout: float = 0.
         assert channels == {}
 
 
-@pytest.mark.parametrize("backend", variant_params({
-    "fake": (BUG_SOCKET_KEYS,), "fake-faults": (BUG_SOCKET_KEYS, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,),
-}), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_socket_keyed_map_served_by_loop_and_poll(backend: Backend) -> None:
     kv_session(backend)
 
 
-@pytest.mark.parametrize("backend", variant_params({
-    "fake-faults": (BUG_BUSY_POLL, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,),
-}), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_busy_polling_program_with_a_file_number_map(backend: Backend) -> None:
     """The same program with an ordinary map, polling with timeout 0 (as
     programs that do other work between passes do): on a real network time

@@ -6,7 +6,7 @@ import smtplib
 
 import pytest
 
-from .conftest import BUG_ADDRESSES, BUG_EAGAIN, BUG_PROGRESS, Backend, variant_params
+from .conftest import VARIANTS, Backend
 from .smtpd import SMTPServer
 
 SHORT = "Subject: hello\r\n\r\nA short note.\r\n"
@@ -62,24 +62,17 @@ def smtp_session(backend: Backend, bind: str = "127.0.0.1", timeout: float | Non
                               "HELO", "MAIL", "RCPT", "DATA", "QUIT"]
 
 
-@pytest.mark.parametrize("backend", variant_params({
-    "fake-faults": (BUG_PROGRESS, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,),
-}), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_smtplib_ehlo_helo_sendmail_with_dot_stuffing(backend: Backend) -> None:
     smtp_session(backend)
 
 
-@pytest.mark.parametrize("backend", variant_params({
-    "fake": (BUG_ADDRESSES,), "fake-faults": (BUG_ADDRESSES, BUG_PROGRESS, BUG_EAGAIN),
-    "real-faults": (BUG_EAGAIN,),
-}), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_smtplib_to_a_server_bound_to_all_interfaces(backend: Backend) -> None:
     smtp_session(backend, bind="")
 
 
-@pytest.mark.parametrize("backend", variant_params({
-    "fake-faults": (BUG_PROGRESS, BUG_EAGAIN), "real-faults": (BUG_EAGAIN,),
-}), indirect=True)
+@pytest.mark.parametrize("backend", VARIANTS, indirect=True)
 def test_smtplib_with_blocking_sockets(backend: Backend) -> None:
     """``smtplib.SMTP(host, port)``: no timeout, the client's sockets block
     (on real loopback the suite's watchdog bounds the test)."""
