@@ -59,12 +59,20 @@ FAKE_TIMEOUT = 120.0
 WATCHDOG_SECONDS = 60
 
 
-def fault_mix(fake: bool = True) -> list[Rule]:
+def fault_mix(fake: bool = True, client_conn: int = 1) -> list[Rule]:
     """The standard fault mix (cf. ``simnet demo``'s): slow, jittery links
     (fake network only), sends that take part of the data, reads that return
     part of what is buffered, and spurious EAGAINs on both sides' sends and
-    recvs and on one accept. Transient: a correct program survives it."""
+    recvs and on one accept. Transient: a correct program survives it.
+
+    First in the plan (rules are tried in order, the first that fires
+    wins): one sure EAGAIN on the first send and on the first recv of
+    connection *client_conn*'s client end -- the blocking stdlib client's
+    connection -- so that the mix surely reaches the blocking client (its
+    random EAGAINs might all fall on other sockets)."""
     rules = [
+        Rule("eagain", op="send", where={"side": "client", "conn": client_conn, "limit": 1}),
+        Rule("eagain", op="recv", where={"side": "client", "conn": client_conn, "limit": 1}),
         Rule("partial_send", where={"probability": 0.4}),
         Rule("short_read", where={"probability": 0.4}),
         Rule("eagain", op="send", where={"side": "server", "probability": 0.2, "limit": 3}),
@@ -95,18 +103,21 @@ class Backend:
     def __repr__(self) -> str:
         return f"<Backend {self.name} seed={self.seed}>"
 
-    def plan(self) -> list[Rule]:
-        return fault_mix(self.fake) if self.faults else []
+    def plan(self, client_conn: int = 1) -> list[Rule]:
+        return fault_mix(self.fake, client_conn) if self.faults else []
 
     @contextlib.contextmanager
-    def network(self) -> Iterator[Backend]:
-        """Enter the network; dispatchers and client sockets made inside use it."""
+    def network(self, client_conn: int = 1) -> Iterator[Backend]:
+        """Enter the network; dispatchers and client sockets made inside use
+        it. *client_conn*: the number of the blocking stdlib client's
+        connection (connections are numbered from 1 as they are made)."""
+        plan = self.plan(client_conn)
         if self.fake:
-            with FakeNetwork(seed=self.seed, faults=self.plan(), trace=True) as net, net.patch():
+            with FakeNetwork(seed=self.seed, faults=plan, trace=True) as net, net.patch():
                 self.net = net
                 yield self
         else:
-            with RealNetwork(faults=self.plan(), seed=self.seed) as net:
+            with RealNetwork(faults=plan, seed=self.seed) as net:
                 self.net = net
                 with (client_connections_on(net) if self.faults else contextlib.nullcontext()):
                     yield self
@@ -152,14 +163,21 @@ class Backend:
             assert time.monotonic() < deadline, f"not done within {REAL_TIMEOUT} s: {channels!r}"
             asyncore.loop(timeout=0.01, map=channels, count=1)
 
-    def eagain_for_the_blocking_client(self) -> None:
-        """Under faults: one more spurious EAGAIN on the client side's next
-        send and next recv. Called when the next client-side call is the
-        blocking stdlib client's, so that the mix surely reaches it (its
-        random EAGAINs might all fall on other sockets)."""
-        if self.faults:
-            self.net.faults.add(Rule("eagain", op="send", where={"side": "client", "limit": 1}))
-            self.net.faults.add(Rule("eagain", op="recv", where={"side": "client", "limit": 1}))
+    def assert_the_mix_acted(self) -> None:
+        """Under faults: the sure EAGAINs reached the blocking client, and
+        partial sends and short reads happened (a test under the mix must
+        not pass because the mix missed it)."""
+        if not self.faults:
+            return
+        engine = self.net.faults
+        acted: dict[str, int] = {}
+        for rule, count in zip(engine.plan.rules, engine.fired):
+            key = rule.fault if "conn" not in rule.where else \
+                f"{rule.fault} {rule.params['op']} on the client's connection"
+            acted[key] = acted.get(key, 0) + count
+        assert acted["eagain send on the client's connection"] == 1, acted
+        assert acted["eagain recv on the client's connection"] == 1, acted
+        assert acted["partial_send"] > 0 and acted["short_read"] > 0, acted
 
     def elapsed(self) -> float:
         """The fake network's virtual time (None on real sockets)."""

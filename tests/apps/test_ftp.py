@@ -25,7 +25,6 @@ def ftp_session(backend: Backend, host: str = "127.0.0.1") -> None:
     with backend.network():
         server = FTPServer((host, 0), channels, FILES, USERS)
         port = server.address[1]
-        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             ftp = ftplib.FTP(timeout=10)
             assert ftp.connect(host, port).startswith("220 ")
@@ -50,6 +49,7 @@ def ftp_session(backend: Backend, host: str = "127.0.0.1") -> None:
             assert ftp.quit() == "221 Goodbye"
         backend.run_until(lambda: len(channels) == 1, channels)
         server.close()
+        backend.assert_the_mix_acted()
         assert server.files["upload.bin"] == UPLOAD
         commands = [entry[1] for entry in server.log if entry[0] == "command"]
         passive = "PASV" if host == "127.0.0.1" else "EPSV"

@@ -20,7 +20,6 @@ def keep_alive_session(backend: Backend) -> None:
     with backend.network():
         server = HTTPServer(("127.0.0.1", 0), channels)
         host, port = server.address[:2]
-        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             conn = http.client.HTTPConnection(host, port, timeout=10)
             conn.request("GET", "/hello")
@@ -45,6 +44,7 @@ def keep_alive_session(backend: Backend) -> None:
             conn.close()
         backend.run_until(lambda: len(channels) == 1, channels)
         server.close()
+        backend.assert_the_mix_acted()
         assert [(n, m, p) for n, m, p, _ in server.log] == [
             (0, "GET", "/hello"), (0, "POST", "/echo"), (0, "GET", "/big"), (0, "GET", "/last")]
         assert server.log[1][3] == len(POSTED)
@@ -58,7 +58,6 @@ def urllib_session(backend: Backend) -> None:
         server = HTTPServer(("127.0.0.1", 0), channels)
         host, port = server.address[:2]
         base = f"http://{host}:{port}"
-        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             with urllib.request.urlopen(base + "/big", timeout=10) as response:
                 assert response.status == 200
@@ -72,6 +71,7 @@ def urllib_session(backend: Backend) -> None:
             missing.value.close()
         backend.run_until(lambda: len(channels) == 1, channels)
         server.close()
+        backend.assert_the_mix_acted()
         # urllib sends Connection: close: one connection per request
         assert [(n, m, p) for n, m, p, _ in server.log] == [
             (0, "GET", "/big"), (1, "POST", "/echo"), (2, "GET", "/nothing")]

@@ -56,7 +56,7 @@ def kv_session(backend: Backend, key_by_socket: bool = True, timeout: float = 0.
     waiting at most *timeout*), then an unmodified blocking socket client
     while the server's loop runs."""
     channels: dict = {}
-    with backend.network():
+    with backend.network(client_conn=4):  # after the three asyncore clients
         server = KVServer(("127.0.0.1", 0), channels, key_by_socket)
         assert channels == {server.map_key(): server}
         clients = [KVClient(server.address, requests_of(i), channels, key_by_socket) for i in range(3)]
@@ -65,7 +65,6 @@ def kv_session(backend: Backend, key_by_socket: bool = True, timeout: float = 0.
         for i, client in enumerate(clients):
             assert client.replies == replies_of(i), f"client {i}"
         assert server.accepted == 3
-        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             with socket.create_connection(server.address, timeout=10) as sock:
                 reader = sock.makefile("rb")
@@ -78,6 +77,7 @@ def kv_session(backend: Backend, key_by_socket: bool = True, timeout: float = 0.
         drive(backend, lambda: len(channels) == 1, channels, timeout)
         assert server.accepted == 4
         server.close()
+        backend.assert_the_mix_acted()
         assert channels == {}
 
 

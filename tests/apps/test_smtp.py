@@ -30,7 +30,6 @@ def smtp_session(backend: Backend, bind: str = "127.0.0.1", timeout: float | Non
     with backend.network():
         server = SMTPServer((bind, 0), channels, domains={"example.org"})
         host, port = server.address[:2]
-        backend.eagain_for_the_blocking_client()
         with backend.serving(channels):
             with smtplib.SMTP(host, port, local_hostname="client.example", **extra) as smtp:
                 code, text = smtp.ehlo()
@@ -51,6 +50,7 @@ def smtp_session(backend: Backend, bind: str = "127.0.0.1", timeout: float | Non
             assert smtp.quit()[0] == 221
         backend.run_until(lambda: len(channels) == 1, channels)
         server.close()
+        backend.assert_the_mix_acted()
         assert server.peers == [("127.0.0.1", "127.0.0.1")] * 2  # as Linux loopback has it
         assert server.messages == [
             ("alice@example.org", ["bob@example.org"], SHORT[:-2].encode()),
