@@ -4,9 +4,8 @@ The control connection is an ``async_chat`` line protocol; each transfer
 gets a passive data channel: ``PASV`` (IPv4) or ``EPSV`` (any family) opens a
 listener on the control connection's local address, the client connects to
 it (the server copes with either order of that connection and the transfer
-command), and
-the server sends ``150``, moves the data and replies ``226`` once the data
-connection is closed. Commands: USER, PASS, SYST, PWD, TYPE, PASV, EPSV,
+command), and the server sends ``150``, moves the data and replies ``226``
+once the data connection is closed. Commands: USER, PASS, SYST, PWD, TYPE, PASV, EPSV,
 NLST, LIST, RETR, STOR, NOOP, QUIT -- enough for ``ftplib``'s ``login``,
 ``nlst``, ``dir``, ``retrbinary``, ``retrlines``, ``storbinary`` and ``quit``.
 Files live in memory, in ``server.files``.

@@ -37,7 +37,8 @@ def keep_alive_session(backend: Backend) -> None:
             conn.request("GET", "/last")
             last = conn.getresponse()
             # http.client closes its socket as soon as it sees Connection: close;
-            # the body (most of it not yet received) is read through the response's file
+            # the body (all but the first few kB still in the socket) is read through
+            # the response's file, after that close
             assert last.will_close and conn.sock is None
             assert last.read() == BIG
             last.close()
