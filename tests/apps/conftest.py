@@ -93,11 +93,14 @@ class Backend:
     fake: bool
     faults: bool
 
-    def __init__(self, name: str, seed: int = 1) -> None:
+    def __init__(self, name: str, seed: int = 1, net: FakeNetwork | None = None) -> None:
         self.name = name
         self.fake = name.startswith("fake")
         self.faults = name.endswith("faults")
         self.seed = seed
+        #: a fake network made (and entered) by someone else -- simnet.record()
+        #: or replay() -- to run on instead of a new one
+        self.given = net
         self.net: Any = None
 
     def __repr__(self) -> str:
@@ -112,7 +115,11 @@ class Backend:
         it. *client_conn*: the number of the blocking stdlib client's
         connection (connections are numbered from 1 as they are made)."""
         plan = self.plan(client_conn)
-        if self.fake:
+        if self.given is not None:
+            with self.given.patch():
+                self.net = self.given
+                yield self
+        elif self.fake:
             with FakeNetwork(seed=self.seed, faults=plan, trace=True) as net, net.patch():
                 self.net = net
                 yield self
