@@ -132,3 +132,15 @@ def test_a_recorded_run_replays_event_for_event(name: str, tmp_path: Path) -> No
         assert result.failure is not None and result.events > 10
     else:
         assert result.failure is None and result.events == events
+
+
+# -- the pytest plugin -------------------------------------------------------------
+
+@pytest.mark.simnet(faults=fault_mix())
+def test_smtp_session_on_the_plugins_fake_net(fake_net) -> None:
+    """What a user of the plugin writes: the ``fake_net`` fixture with the
+    fault mix from the marker, and the program's session on it."""
+    from .test_smtp import smtp_session
+
+    smtp_session(Backend("fake-faults", net=fake_net))
+    assert fake_net.trace is not None and len(fake_net.trace.events) > 100
