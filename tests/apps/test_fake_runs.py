@@ -1,6 +1,7 @@
 """Every program of the suite on the fake network: deterministic (in this
-process and in another one, with another hash seed) and surviving the fault
-mix under many seeds."""
+process and in another one, with another hash seed), surviving the fault mix
+under many seeds, recorded and replayed with ``simnet.record``/``replay``,
+and run through the pytest plugin's ``fake_net`` fixture."""
 
 from __future__ import annotations
 
