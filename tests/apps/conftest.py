@@ -130,12 +130,12 @@ class Backend:
                     yield self
 
     @contextlib.contextmanager
-    def serving(self, channels: dict) -> Iterator[None]:
+    def serving(self, channels: dict, use_poll: bool = False) -> Iterator[None]:
         """While inside, the dispatchers of *channels* serve the client.
 
         Fake network: a blocking call of the client runs them (nothing to
         do). Real network: a thread runs ``asyncore.loop`` on *channels*
-        until the block ends."""
+        (with *use_poll*, on ``poll``) until the block ends."""
         if self.fake:
             yield
             return
@@ -145,7 +145,7 @@ class Backend:
         def serve() -> None:
             try:
                 while not stop.is_set():
-                    asyncore.loop(timeout=0.01, map=channels, count=1)
+                    asyncore.loop(timeout=0.01, map=channels, use_poll=use_poll, count=1)
             except BaseException as exc:  # reported in the test's thread
                 errors.append(exc)
 

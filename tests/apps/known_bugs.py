@@ -47,6 +47,8 @@ KNOWN_BUGS: dict[str, tuple[str, ...]] = {
     "test_kvstore.py::test_socket_keyed_map_served_by_loop_and_poll[real-faults]": (EAGAIN,),
     "test_kvstore.py::test_busy_polling_program_with_a_file_number_map[fake-faults]": (BUSY_POLL, EAGAIN),
     "test_kvstore.py::test_busy_polling_program_with_a_file_number_map[real-faults]": (EAGAIN,),
+    "test_kvstore.py::test_poll_program_with_a_file_number_map[fake-faults]": (EAGAIN,),
+    "test_kvstore.py::test_poll_program_with_a_file_number_map[real-faults]": (EAGAIN,),
     # the 20-seed sweeps on the fake network under the fault mix
     "test_fake_runs.py::test_survives_the_fault_mix_under_many_seeds[http-keep-alive]": (PROGRESS, MAKEFILE, EAGAIN),
     "test_fake_runs.py::test_survives_the_fault_mix_under_many_seeds[http-urllib]": (MAKEFILE, EAGAIN),
@@ -57,5 +59,6 @@ KNOWN_BUGS: dict[str, tuple[str, ...]] = {
     "test_fake_runs.py::test_survives_the_fault_mix_under_many_seeds[smtp-blocking]": (PROGRESS, EAGAIN),
     "test_fake_runs.py::test_survives_the_fault_mix_under_many_seeds[kv-socket-keys]": (SOCKET_KEYS, EAGAIN),
     "test_fake_runs.py::test_survives_the_fault_mix_under_many_seeds[kv-busy-poll]": (BUSY_POLL, EAGAIN),
+    "test_fake_runs.py::test_survives_the_fault_mix_under_many_seeds[kv-poll]": (EAGAIN,),
     "test_fake_runs.py::test_smtp_session_on_the_plugins_fake_net": (PROGRESS, EAGAIN),
 }

@@ -31,6 +31,7 @@ SESSIONS: dict[str, tuple[str, str, dict]] = {
     "smtp-blocking": ("test_smtp", "smtp_session", {"timeout": None}),
     "kv-socket-keys": ("test_kvstore", "kv_session", {}),
     "kv-busy-poll": ("test_kvstore", "kv_session", {"key_by_socket": False, "timeout": 0.0}),
+    "kv-poll": ("test_kvstore", "kv_session", {"key_by_socket": False, "use_poll": True}),
 }
 #: the seed of the determinism checks, and how many seeds the sweep tries
 SEED = 11
