@@ -4,6 +4,7 @@ and a real run's I/O pattern replayed on the fake network."""
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
@@ -156,3 +157,35 @@ def test_a_real_recording_replays_on_the_fake_network_with_the_same_chunking(cha
     # every send and recv of the real run, with the same sizes asked and got
     assert replayed[:len(recorded)] == recorded
     assert bytes(lst2.conns[0].data) == _payload(20000)
+
+
+def test_makefile_reads_go_through_the_plan_and_keep_the_descriptor_after_close():
+    """A file from makefile() reads through the wrapper (short_read acts on
+    it, the trace has the recvs) and, as in CPython, close() keeps the
+    descriptor until the file is closed too (what http.client does for a
+    Connection: close response)."""
+    with RealNetwork(faults=[Rule("short_read", max_bytes=3, where={"side": "client"})],
+                     trace=True) as net:
+        listener = net.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = net.socket()
+        client.settimeout(10)
+        client.connect(listener.getsockname())
+        server, _ = listener.accept()
+        server.sendall(b"first line\r\n")
+        reader = client.makefile("rb")
+        assert reader.readline() == b"first line\r\n"
+        fd = client.fileno()
+        client.close()
+        server.sendall(b"sent after close\r\n")
+        assert reader.readline() == b"sent after close\r\n"
+        reads = [e for e in net.trace.events if e[1] == "recv" and e[2] == fd]
+        assert reads and all(e[4] <= 3 for e in reads), reads
+        assert sum(e[4] for e in reads) == len(b"first line\r\nsent after close\r\n")
+        reader.close()
+        with pytest.raises(OSError) as gone:
+            os.fstat(fd)  # the descriptor is closed now (not reused in between)
+        assert gone.value.errno == errno.EBADF
+        server.close()
+        listener.close()

@@ -82,6 +82,7 @@ from __future__ import annotations
 import errno
 import functools
 import heapq
+import io
 import itertools
 import os
 import random
@@ -506,7 +507,7 @@ class FaultySocket:
                  "_conn", "_side", "_n_send", "_n_recv", "_n_accept", "_n_connect", "_sent",
                  "_reset", "_cut", "_closed", "_peer", "_key", "_laddr", "_raddr",
                  "_attempt_over", "_swap", "_left", "_ksend", "_krecv", "_plain_send",
-                 "_plain_recv", "_flat", "_t0", "__weakref__")
+                 "_plain_recv", "_flat", "_t0", "_io_refs", "__weakref__")
 
     def __init__(self, sock: _socket.socket, session: RealSession) -> None:
         self._sock = sock
@@ -539,6 +540,7 @@ class FaultySocket:
         self._flat = session.flat
         self._t0 = session.start
         self._plain_send = self._plain_recv = False
+        self._io_refs = 0  # open makefile() objects: they keep the descriptor
         session.adopt(self)
         session.record("socket", self._fd, self._family, self._type)
 
@@ -937,6 +939,45 @@ class FaultySocket:
         self._n_recv += 1
         return self._recv(asked, lambda n: self._sock.recv_into(view, n, flags), 0, view, flags)
 
+    def makefile(self, mode: str = "r", buffering: int | None = None, *,
+                 encoding: str | None = None, errors: str | None = None,
+                 newline: str | None = None) -> Any:
+        """A file object over the wrapper, as ``socket.makefile`` gives: what
+        is read or written through it goes through the plan (and the trace).
+        As in CPython, ``close()`` keeps the descriptor open until every file
+        object made here is closed too."""
+        if not set(mode) <= {"r", "w", "b"}:
+            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
+        writing = "w" in mode
+        reading = "r" in mode or not writing
+        binary = "b" in mode
+        raw = _socket.SocketIO(self, ("r" if reading else "") + ("w" if writing else ""))  # type: ignore[arg-type]
+        self._io_refs += 1
+        if buffering is None or buffering < 0:
+            buffering = io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            if not binary:
+                raise ValueError("unbuffered streams must be binary")
+            return raw
+        if reading and writing:
+            buffer: Any = io.BufferedRWPair(raw, raw, buffering)
+        elif reading:
+            buffer = io.BufferedReader(raw, buffering)
+        else:
+            buffer = io.BufferedWriter(raw, buffering)
+        if binary:
+            return buffer
+        text = io.TextIOWrapper(buffer, encoding, errors, newline)
+        text.mode = mode  # type: ignore[misc]
+        return text
+
+    def _decref_socketios(self) -> None:
+        # a file object made by makefile() was closed (called by SocketIO)
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._closed and self._io_refs <= 0:
+            self._sock.close()
+
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         if not self._stream:
             return self._sock.recvfrom(bufsize, flags)  # datagrams: as sendto
@@ -1089,7 +1130,8 @@ class FaultySocket:
             if peer is not None:
                 peer._peer = None
                 self._peer = None
-        self._sock.close()
+        if self._io_refs <= 0:
+            self._sock.close()
 
 
 def plan_from_trace(trace: Trace) -> FaultPlan:
