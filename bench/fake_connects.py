@@ -14,27 +14,43 @@ over the first and the last ``--window`` connections, and their ratio
 (end / start). Port allocation is amortised O(1), so the ratio stays near 1
 (the requirement: under 2).
 
+With ``--keep-open --servers 2`` every connection stays open, spread over two
+listening ports of the same server address: 50,000 open connections from one
+client address need each local port twice (4-tuples differ by the server
+port), as Linux allows; with one server port, connect fails with
+EADDRNOTAVAIL after 28,232 (as on Linux). The heap then grows by ~100,000
+sockets, and CPython's cyclic garbage collector's full passes over it land in
+whichever window they fall; ``--no-gc`` disables the collector during the run
+to measure simnet's own per-connect cost.
+
 Run it::
 
     python bench/fake_connects.py
     python bench/fake_connects.py --connections 100000 --window 2000
+    python bench/fake_connects.py --keep-open --servers 2 --no-gc
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 
 from simnet.fakesock import FakeNetwork
 
 
-def run(connections: int, window: int, latency: float) -> tuple[float, float, int]:
+def run(connections: int, window: int, latency: float, keep_open: bool = False,
+        servers: int = 1) -> tuple[float, float, int]:
     """Return (us per connect at the start, at the end, distinct ports used)."""
     with FakeNetwork(seed=1, latency=latency) as net:
-        lst = net.socket()
-        lst.bind(("127.0.0.1", 8080))
-        lst.listen(128)
+        listeners = []
+        for k in range(servers):
+            lst = net.socket()
+            lst.bind(("127.0.0.1", 8080 + k))
+            lst.listen(128)
+            listeners.append(lst)
+        kept = []
         ports = set()
         marks = {}
         t0 = time.perf_counter()
@@ -43,14 +59,21 @@ def run(connections: int, window: int, latency: float) -> tuple[float, float, in
                 marks["start"] = (time.perf_counter() - t0) / window
             if i == connections - window:
                 t_end = time.perf_counter()
+            k = i % servers
             cli = net.socket()
-            cli.connect(("127.0.0.1", 8080))
-            srv, _ = lst.accept()
+            try:
+                cli.connect(("127.0.0.1", 8080 + k))
+            except OSError as exc:
+                raise SystemExit(f"connect #{i + 1} failed: {exc} (Linux fails there too: "
+                                 f"{len(ports)} local ports for one destination)") from None
+            srv, _ = listeners[k].accept()
             ports.add(cli.getsockname()[1])
-            cli.close()
-            srv.close()
+            if keep_open:
+                kept += (cli, srv)
+            else:
+                cli.close()
+                srv.close()
         marks["end"] = (time.perf_counter() - t_end) / window
-        lst.close()
     return marks["start"] * 1e6, marks["end"] * 1e6, len(ports)
 
 
@@ -61,12 +84,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="connections averaged at the start and at the end")
     parser.add_argument("--latency", type=float, default=0.0005,
                         help="one-way link latency in virtual seconds")
+    parser.add_argument("--keep-open", action="store_true",
+                        help="keep every connection open (no TIME_WAIT involved)")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="listening ports on the server address, used round robin")
+    parser.add_argument("--no-gc", action="store_true",
+                        help="disable the cyclic garbage collector during the run")
     args = parser.parse_args(argv)
     if args.connections < 2 * args.window or args.window < 1:
         parser.error("--connections must be at least twice --window (and --window >= 1)")
-    start, end, ports = run(args.connections, args.window, args.latency)
-    print(f"connections: {args.connections} to one server from 127.0.0.1 "
-          f"({ports} distinct local ports)")
+    if args.servers < 1:
+        parser.error("--servers must be >= 1")
+    if args.no_gc:
+        gc.disable()
+    try:
+        start, end, ports = run(args.connections, args.window, args.latency, args.keep_open,
+                                args.servers)
+    finally:
+        gc.enable()
+    print(f"connections: {args.connections} to 127.0.0.1 ({args.servers} port(s)) from "
+          f"127.0.0.1, {'kept open' if args.keep_open else 'each closed'} "
+          f"({ports} distinct local ports){', cyclic GC off' if args.no_gc else ''}")
     print(f"start: {start:.1f} us per connect (first {args.window})")
     print(f"end:   {end:.1f} us per connect (last {args.window})")
     print(f"ratio end/start: {end / start:.2f}")
