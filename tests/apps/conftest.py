@@ -244,19 +244,6 @@ def fingerprint(run: tuple[str, float, list]) -> str:
     return hashlib.sha256(repr(run).encode()).hexdigest()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the tests listed in :data:`.known_bugs.KNOWN_BUGS` xfail(strict=True)."""
-    from .known_bugs import KNOWN_BUGS
-
-    for item in items:
-        path, _, name = item.nodeid.partition("::")
-        if "tests/apps/" not in path.replace("\\", "/"):
-            continue
-        bugs = KNOWN_BUGS.get(f"{path.rsplit('/', 1)[-1]}::{name}")
-        if bugs:
-            item.add_marker(pytest.mark.xfail(strict=True, reason="simnet bug: " + "; ".join(bugs)))
-
-
 @pytest.fixture(autouse=True)
 def _watchdog() -> Iterator[None]:
     faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=sys.__stderr__)
