@@ -294,6 +294,16 @@ def trace_html(file: str, output: str | None, limit: int) -> None:
     click.echo(f"wrote {output} ({len(view.events)} events, {len(view.sockets)} sockets)")
 
 
+def _pytest_replay_command(header: dict[str, Any], test: str, file: str) -> str:
+    """The pytest command that replays a plugin trace, from the current directory."""
+    test_id = test
+    rootdir = header.get("rootdir")
+    if isinstance(rootdir, str) and rootdir:
+        path, sep, rest = test.partition("::")
+        test_id = os.path.relpath(os.path.join(rootdir, path)) + sep + rest
+    return f"pytest {shlex.quote(test_id)} --simnet-replay={shlex.quote(file)}"
+
+
 @cli.command(short_help="Rerun a trace's scenario and check it event by event.")
 @click.argument("file", type=click.Path(dir_okay=True))
 def replay(file: str) -> None:
@@ -308,6 +318,12 @@ def replay(file: str) -> None:
     if header.get("backend", "fake") != "fake":
         raise InputError(f"{file}: recorded on the {header.get('backend')} network; "
                          "only fake-network traces can be replayed")
+    test = header.get("test")
+    if test is None and "::" in str(header.get("scenario") or ""):
+        test = header["scenario"]  # plugin traces of earlier versions
+    if test:
+        raise InputError(f"{file}: recorded by the pytest plugin (test {test}); replay it "
+                         f"with: {_pytest_replay_command(header, str(test), file)}")
     if not header.get("scenario"):
         raise InputError(f"{file}: the header names no scenario, so there is nothing to "
                          "rerun (record it with simnet.record())")

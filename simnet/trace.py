@@ -182,9 +182,14 @@ class Trace:
             raise TraceError(f"{name}:1: header is not JSON ({exc.msg})") from None
         if not isinstance(header, dict) or "simnet_trace" not in header:
             raise TraceError(f"{name}:1: not a simnet trace (no 'simnet_trace' header)")
-        if header["simnet_trace"] != FORMAT:
-            raise TraceError(f"{name}:1: trace format {header['simnet_trace']!r}, "
+        version = header["simnet_trace"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TraceError(f"{name}:1: header field 'simnet_trace' must be the format "
+                             f"number {FORMAT}, got {version!r}")
+        if version != FORMAT:
+            raise TraceError(f"{name}:1: trace format {version!r}, "
                              f"this simnet reads format {FORMAT}")
+        _check_header(header, name)
         events = []
         footer = None
         for lineno, line in enumerate(lines[1:], 2):
@@ -210,3 +215,22 @@ class Trace:
             raise TraceError(f"{name}:{len(lines)}: the end marker says {footer['end']} events, "
                              f"the file has {len(events)}")
         return cls(header, events)
+
+
+#: header fields and the JSON types they must have (None is allowed for each)
+_HEADER_TYPES: dict[str, tuple[type, ...]] = {
+    "backend": (str,), "seed": (int,), "faults": (list,), "network": (dict,),
+    "scenario": (str,), "test": (str,), "outcome": (str,), "rootdir": (str,), "demo": (dict,),
+}
+_JSON_NAMES = {str: "a string", int: "a whole number", list: "a list", dict: "an object"}
+
+
+def _check_header(header: dict[str, Any], name: str) -> None:
+    """TraceError naming the first header field of the wrong type."""
+    for key, types in _HEADER_TYPES.items():
+        value = header.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise TraceError(f"{name}:1: header field {key!r} must be "
+                             f"{_JSON_NAMES[types[0]]}, got {value!r}"[:300])

@@ -4,7 +4,7 @@ the `net` parametrisation, options, seeds, failure reports and replay."""
 from __future__ import annotations
 
 import re
-import shlex
+import subprocess
 import sys
 
 import pytest
@@ -168,7 +168,13 @@ def test_invalid_plan_in_marker_fails_collection(pytester):
     assert "rule 1 (short_read): field 'max_bytes' must be >= 1" in result.stderr.str() + result.stdout.str()
 
 
-def test_failure_report_has_seed_plan_events_and_a_replay_command(pytester, tmp_path):
+def _run_as_printed(command: str, cwd) -> subprocess.CompletedProcess:
+    """Run a command line exactly as the plugin printed it, in a shell, from *cwd*."""
+    return subprocess.run(command, shell=True, cwd=str(cwd), capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_failure_report_has_seed_plan_timeline_and_a_replay_command(pytester, tmp_path):
     pytester.makepyfile(FAILING_TEST)
     traces = tmp_path / "traces"
     result = pytester.runpytest("--simnet-trace-dir", str(traces), "-p", "no:cacheprovider")
@@ -176,29 +182,104 @@ def test_failure_report_has_seed_plan_events_and_a_replay_command(pytester, tmp_
     out = result.stdout.str()
     assert "simnet" in out and "seed: " in out
     assert "faults: 1. send() accepts at most 3 bytes" in out
-    assert "last " in out and " events:" in out and "send" in out
+    # the timeline as `simnet trace show` prints it, not raw event tuples
+    assert "time (s)  who" in out
+    assert "client#1        !! fault 1: send() accepts at most 3 bytes" in out
+    assert "client#1        send 3 of 10 bytes (partial)" in out
+    assert "2000000004" not in out.split("-- simnet --")[-1]
     files = list(traces.glob("*.jsonl"))
     assert len(files) == 1 and f"trace: {files[0]}" in out
+    assert f"diagram: simnet trace html {files[0]} -o {files[0].with_suffix('.html')}" in out
     command = re.search(r"replay: (.*)", out).group(1)
     assert "--simnet-replay" in command
 
-    # the printed command reproduces the failure, and the replay matches event by event
-    args = shlex.split(command)[1:]
-    again = pytester.runpytest(*args, "-p", "no:cacheprovider")
-    again.assert_outcomes(failed=1)
-    again_out = again.stdout.str()
-    assert "Deadlock" in again_out and "replay diverged" not in again_out
+    # the printed command reproduces the failure, and says the replay matched
+    again = _run_as_printed(command, pytester.path)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "1 failed" in again.stdout and "Deadlock" in again.stdout
+    assert "replay diverged" not in again.stdout
+    assert "identical to" in again.stdout and "the recorded failure reproduced" in again.stdout
 
 
-def test_replay_of_a_trace_that_does_not_match_the_test_fails_with_the_reason(pytester, tmp_path):
+def test_simnets_own_frames_are_hidden_from_the_traceback(pytester):
     pytester.makepyfile(FAILING_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "fake_net.run(until=" in out and "Deadlock" in out
+    assert "simnet/fakesock/network.py" not in out and "simnet/asyncore.py" not in out
+    full = pytester.runpytest("--full-trace", "-p", "no:cacheprovider")
+    assert "simnet/fakesock/network.py" in full.stdout.str()
+
+
+@pytest.mark.parametrize("with_traces", [False, True])
+def test_replay_command_under_seeds_runs_as_printed(pytester, tmp_path, with_traces):
+    pytester.makepyfile(FAILING_TEST)
+    extra = ["--simnet-trace-dir", str(tmp_path / "traces")] if with_traces else []
+    result = pytester.runpytest("--simnet-seeds", "2", *extra, "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    commands = re.findall(r"replay: (.*)", result.stdout.str())
+    assert len(commands) == 2
+    for command in commands:
+        assert re.search(r"\[seed\d+\]", command), command
+        again = _run_as_printed(command, pytester.path)
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "1 failed" in again.stdout, again.stdout + again.stderr
+    if with_traces:
+        for name in (p.name for p in (tmp_path / "traces").glob("*.jsonl")):
+            assert len(re.findall(r"seed\d+", name)) == 1, name
+
+
+def test_replay_command_runs_as_printed_from_a_subdirectory(pytester):
+    pytester.makeini("[pytest]\n")
+    sub = pytester.mkdir("sub")
+    (sub / "test_sub.py").write_text(FAILING_TEST)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "test_sub.py", "--simnet-trace-dir",
+                           "traces", "-p", "no:cacheprovider"], cwd=str(sub),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    command = re.search(r"replay: (.*)", proc.stdout).group(1)
+    assert command.startswith("pytest test_sub.py::test_naive_sender --simnet-replay=traces/")
+    again = _run_as_printed(command, sub)
+    assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout + again.stderr
+    assert "identical to" in again.stdout
+
+
+def test_replay_applies_to_the_traced_test_only(pytester, tmp_path):
+    pytester.makepyfile(test_naive=FAILING_TEST)
+    traces = tmp_path / "traces"
+    pytester.runpytest("--simnet-trace-dir", str(traces), "-p", "no:cacheprovider")
+    trace = next(traces.glob("*.jsonl"))
+    pytester.makepyfile(test_other=ECHO_TEST)
+    result = pytester.runpytest("--simnet-replay", str(trace), "-p", "no:cacheprovider")
+    # the echo test runs as usual; the traced one reproduces its failure
+    result.assert_outcomes(passed=1, failed=1)
+    assert "replay diverged" not in result.stdout.str()
+
+
+def test_replay_says_so_when_the_selection_lacks_the_traced_test(pytester, tmp_path):
+    pytester.makepyfile(test_naive=FAILING_TEST)
     traces = tmp_path / "traces"
     pytester.runpytest("--simnet-trace-dir", str(traces), "-p", "no:cacheprovider")
     trace = next(traces.glob("*.jsonl"))
     pytester.makepyfile(test_other=ECHO_TEST)
     result = pytester.runpytest("test_other.py", "--simnet-replay", str(trace), "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, errors=1)  # the check runs at teardown
-    assert "replay diverged at event" in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "the trace is of test test_naive.py::test_naive_sender" in err
+    assert "not among the selected tests" in err
+
+
+def test_replay_of_a_changed_test_fails_with_the_divergence(pytester, tmp_path):
+    pytester.makepyfile(test_naive=FAILING_TEST)
+    traces = tmp_path / "traces"
+    pytester.runpytest("--simnet-trace-dir", str(traces), "-p", "no:cacheprovider")
+    trace = next(traces.glob("*.jsonl"))
+    pytester.makepyfile(test_naive=FAILING_TEST.replace('b"0123456789"', 'b"01234567"'))
+    result = pytester.runpytest("--simnet-replay", str(trace), "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, errors=1)  # the test fails; the replay check at teardown
+    out = result.stdout.str()
+    assert "replay diverged at event" in out and "DIVERGED from" in out
 
 
 def test_missing_replay_file_is_a_usage_error(pytester, tmp_path):
@@ -252,8 +333,12 @@ def test_seeds_option_works_with_the_net_fixture(pytester):
         def test_both(net, simnet_seed):
             print("SEED", simnet_seed)
     ''')
-    result = pytester.runpytest("-s", "--simnet-seeds", "2", "--simnet-seed", "5", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)  # fake and real, two seeds each
+    result = pytester.runpytest("-v", "-s", "--simnet-seeds", "2", "--simnet-seed", "5",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)  # fake under two seeds; real once (a seed means nothing there)
+    out = result.stdout.str()
+    assert "test_both[fake-seed5]" in out and "test_both[fake-seed6]" in out
+    assert out.count("test_both[real") == 1
 
 
 def test_tls_fixtures_give_an_echo_over_tls_on_the_fake_network(pytester):

@@ -591,6 +591,8 @@ def header_lines(view: TraceView, title: str, *, style: Style = plain) -> list[s
         bits.append(f"seed {h.get('seed')}")
     if h.get("scenario"):
         bits.append(f"scenario {h.get('scenario')}")
+    if h.get("test"):
+        bits.append(f"test {h.get('test')}")
     out.append("  " + ", ".join(bits))
     net = h.get("network") or {}
     if not isinstance(net, dict):
