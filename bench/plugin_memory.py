@@ -4,7 +4,8 @@ Writes a throwaway test module of N ``fake_net`` tests, each moving B bytes
 through an echo server and back (the trace records every send and recv),
 runs pytest on it in a fresh child process, and prints the child's resident
 memory before the first test and after the last (both after a garbage
-collection), and the difference per test. A plugin that keeps only what a
+collection and ``malloc_trim``), and the Python memory still allocated at
+the end (tracemalloc, from the first test on), each in all and per test. A plugin that keeps only what a
 failing test's report needs retains next to nothing per passing test.
 Usage::
 
@@ -69,7 +70,14 @@ def test_move(fake_net, n):
 '''
 
 CONFTEST = '''
-import gc, json, os
+import ctypes, gc, json, os, tracemalloc
+
+def _trim():
+    # give freed heap memory back to the system, so RSS shows what is held
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 def _rss():
     with open("/proc/self/status") as f:
@@ -80,12 +88,18 @@ def _rss():
 
 def pytest_collection_finish(session):
     gc.collect()
+    _trim()
     session.config._simnet_rss_start = _rss()
+    tracemalloc.start()
+    session.config._simnet_py_start = tracemalloc.get_traced_memory()[0]
 
 def pytest_sessionfinish(session):
     gc.collect()
+    py = tracemalloc.get_traced_memory()[0]
+    _trim()
     with open(os.environ["SIMNET_BENCH_OUT"], "w") as f:
-        json.dump({{"start": session.config._simnet_rss_start, "end": _rss()}}, f)
+        json.dump({{"start": session.config._simnet_rss_start, "end": _rss(),
+                   "py": py - session.config._simnet_py_start}}, f)
 '''
 
 
@@ -116,7 +130,10 @@ def main() -> None:
     print(f"{args.tests} tests moving {args.mbytes:g} MB each ({args.fail} failing): {tail[0]}")
     print(f"RSS before the first test: {rss['start'] / mb:.1f} MB")
     print(f"RSS after the last test:   {rss['end'] / mb:.1f} MB")
-    print(f"retained: {grown / mb:.1f} MB in all, {grown / args.tests / 1024:.0f} KB per test")
+    print(f"retained (RSS): {grown / mb:.1f} MB in all, {grown / args.tests / 1024:.0f} KB per test")
+    py = rss["py"]
+    print(f"retained (Python objects, tracemalloc): {py / mb:.2f} MB in all, "
+          f"{py / args.tests / 1024:.1f} KB per test")
 
 
 if __name__ == "__main__":

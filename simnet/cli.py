@@ -83,6 +83,8 @@ class SimnetGroup(click.Group):
     def _run(self, args: Sequence[str] | None, prog_name: str, complete_var: str | None,
              extra: dict[str, Any]) -> int:
         help_error = getattr(click.exceptions, "NoArgsIsHelpError", ())
+        if os.environ.get("NO_COLOR") and "color" not in extra:
+            extra["color"] = False  # https://no-color.org: no colour, even on a terminal
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except help_error as exc:  # a group called without a command: its help
@@ -159,6 +161,10 @@ class FaultPlanType(click.ParamType):
             return FaultPlan.from_json(text)
         except PlanError as exc:
             self.fail(str(exc), param, ctx)
+        except RecursionError:
+            self.fail("the fault plan is nested too deeply", param, ctx)
+        except (TypeError, ValueError) as exc:  # a plan the checks let through
+            self.fail(f"not a valid fault plan ({type(exc).__name__}: {exc})", param, ctx)
 
 
 def _parse_kinds(ctx: Any, param: Any, value: str | None) -> frozenset[str] | None:
@@ -287,6 +293,9 @@ def trace_html(file: str, output: str | None, limit: int) -> None:
     if output is None:
         output = os.path.splitext(file)[0] + ".html"
     try:
+        parent = os.path.dirname(output)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
         with open(output, "w", encoding="utf-8") as f:
             f.write(page)
     except OSError as exc:

@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import gc
 import io
-import math
 import os
 import re
 import shlex
@@ -58,6 +57,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from simnet.faults import FaultPlan, PlanError
+from simnet.trace import check_network
 
 MARKER_KEYS = ("seed", "faults", "latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle",
                "start_time", "backends")
@@ -249,10 +249,6 @@ def _load_replay(path: str) -> tuple[Any, str]:
         FaultPlan(header.get("faults") or [])
     except (PlanError, TypeError) as exc:
         raise pytest.UsageError(f"--simnet-replay {path}: the header's fault plan: {exc}") from None
-    try:
-        _check_network_settings(header.get("network") or {}, "network")
-    except ValueError as exc:
-        raise pytest.UsageError(f"--simnet-replay {path}: the header's {exc}") from None
     return trace, test
 
 
@@ -342,31 +338,6 @@ def _id_seed(nodeid: str) -> int | None:
 
 # -- the marker -------------------------------------------------------------------------
 
-def _number(name: str, value: Any, *, positive: bool = False) -> None:
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value < 0 or (positive and value == 0)):
-        need = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {need}, got {value!r}")
-
-
-def _check_network_settings(settings: Any, what: str = "settings") -> None:
-    """ValueError naming the first bad network setting in *settings*."""
-    if not isinstance(settings, dict):
-        raise ValueError(f"{what} must be an object of settings, got {settings!r}")
-    for key, value in settings.items():
-        if key in ("latency", "start_time"):
-            _number(key, value)
-        elif key == "bandwidth":
-            if value is not None:
-                _number(key, value, positive=True)
-        elif key in ("sndbuf", "rcvbuf"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} must be a whole number of bytes >= 1, got {value!r}")
-        elif key == "shuffle":
-            if not isinstance(value, bool):
-                raise ValueError(f"shuffle must be True or False, got {value!r}")
-
-
 def _check_marker(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The marker's settings checked and normalised; ValueError naming the bad one."""
     out = dict(kwargs)
@@ -375,7 +346,7 @@ def _check_marker(kwargs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a whole number >= 0 or None, got {seed!r}")
     try:
-        _check_network_settings({k: v for k, v in out.items() if k in _NETWORK_KEYS})
+        check_network({k: v for k, v in out.items() if k in _NETWORK_KEYS})
     except ValueError as exc:
         raise ValueError(str(exc)) from None
     if "faults" in out:
@@ -447,7 +418,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not (uses_net or "fake_net" in names):
         return
     definition = metafunc.definition
-    marker = _read_marker(definition, definition.nodeid)
+    try:
+        marker = _read_marker(definition, definition.nodeid)
+    except pytest.UsageError:
+        marker = {}  # pytest_collection_modifyitems reports it, in one line
     base_id = definition.nodeid
     seeds: list[int] | None = None
     key = _replay_key(s)

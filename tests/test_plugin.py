@@ -245,6 +245,23 @@ def test_replay_command_runs_as_printed_from_a_subdirectory(pytester):
     assert "identical to" in again.stdout
 
 
+def test_simnet_replay_on_a_plugin_trace_gives_the_pytest_command(pytester, tmp_path):
+    pytester.makepyfile(test_naive=FAILING_TEST)
+    traces = tmp_path / "traces"
+    pytester.runpytest("--simnet-seeds", "2", "--simnet-trace-dir", str(traces), "-p", "no:cacheprovider")
+    trace = sorted(traces.glob("*.jsonl"))[0]
+    done = subprocess.run([sys.executable, "-m", "simnet", "replay", str(trace)], cwd=str(pytester.path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cannot import scenario module" not in done.stderr
+    assert "recorded by the pytest plugin" in done.stderr
+    command = done.stderr.split("replay it with: ", 1)[1].strip()
+    assert command.startswith("pytest 'test_naive.py::test_naive_sender[seed")
+    again = _run_as_printed(command, pytester.path)
+    assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout + again.stderr
+    assert "identical to" in again.stdout
+
+
 def test_replay_applies_to_the_traced_test_only(pytester, tmp_path):
     pytester.makepyfile(test_naive=FAILING_TEST)
     traces = tmp_path / "traces"
@@ -411,3 +428,352 @@ def test_real_net_applies_the_markers_fault_plan(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     assert "cannot be applied to kernel sockets" in result.stdout.str()
+
+
+# -- memory -------------------------------------------------------------------------
+
+def test_passing_tests_release_their_network_and_trace(pytester):
+    pytester.makepyfile('''
+        import gc
+        import weakref
+        import simnet
+
+        NETS = []
+
+        def test_moves_a_megabyte(fake_net):
+            a, b = fake_net.socket(), fake_net.socket()
+            a.bind(("127.0.0.1", 9000))
+            a.listen(1)
+            b.connect(("127.0.0.1", 9000))
+            c, _ = a.accept()
+            for _ in range(16):    # a megabyte, 64 KB at a time
+                b.sendall(b"x" * 65536)
+                got = 0
+                while got < 65536:
+                    got += len(c.recv(65536))
+            NETS.append(weakref.ref(fake_net))
+            NETS.append(weakref.ref(fake_net.trace))
+            a.close()
+            c.close()
+
+        def test_later():
+            gc.collect()
+            assert [r() for r in NETS] == [None, None]
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+# -- the leak check -------------------------------------------------------------------
+
+def test_leak_check_closes_through_the_owner_never_behind_its_back(pytester):
+    pytester.makepyfile('''
+        import gc
+        import os
+        import socket
+
+        LEAK = []
+
+        def test_leaky(real_net):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            LEAK.append(s)
+
+        def test_innocent_later_test(tmp_path):
+            # gets the leaked descriptor's number if the leak check freed it
+            f = open(tmp_path / "data", "w")
+            LEAK.clear()
+            gc.collect()         # the socket object goes: it must not close f's descriptor
+            f.write("still mine")
+            f.flush()
+            f.close()
+            assert (tmp_path / "data").read_text() == "still mine"
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "ignore::ResourceWarning")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*left 1 file descriptor(s) open: fd * socket ('127.0.0.1', *"
+                                 "(closed through its socket.socket)*"])
+
+
+def test_leak_check_leaves_a_descriptor_no_object_owns_open(pytester):
+    pytester.makepyfile('''
+        import os
+        FDS = []
+
+        def test_raw_pipe(real_net):
+            FDS.extend(os.pipe())
+
+        def test_still_open():
+            os.fstat(FDS[0])      # EBADF if the check closed it
+            for fd in FDS:
+                os.close(fd)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    assert "no Python object owns it: left open" in result.stdout.str()
+
+
+# -- one driving API for both networks ---------------------------------------------------
+
+NET_ECHO = '''
+import pytest
+import simnet
+from simnet import Rule
+from simnet.fakesock import SimulationTimeout
+from simnet.examples.echo import EchoClient, EchoServer
+
+
+def test_echo_on_both(net):
+    server = EchoServer(("127.0.0.1", 0))
+    client = EchoClient(server.socket.getsockname(), [b"hello\\n"])
+    took = net.run(until=lambda: client.received == b"hello\\n", timeout=10)
+    assert took >= 0
+    client.close()
+    server.close()
+
+
+def test_run_times_out_on_both(net):
+    ticks = []
+
+    def tick():
+        ticks.append(net.time())
+        simnet.call_later(0.05, tick)
+
+    simnet.call_later(0.05, tick)
+    with pytest.raises(SimulationTimeout, match="did not hold within 0.3"):
+        net.run(until=lambda: False, timeout=0.3)
+    assert len(ticks) >= 3
+
+
+@pytest.mark.simnet(faults=[Rule("latency", latency=0.05)])
+def test_latency_is_fake_only(net):
+    server = EchoServer(("127.0.0.1", 0))
+    client = EchoClient(server.socket.getsockname(), [b"x\\n"])
+    net.run(until=lambda: client.received == b"x\\n", timeout=10)
+    assert net.time() >= 0.1
+'''
+
+
+def test_net_tests_are_written_once_with_run(pytester):
+    pytester.makepyfile(NET_ECHO)
+    result = pytester.runpytest("-v", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, skipped=1)
+    out = result.stdout.str()
+    assert "test_echo_on_both[real] PASSED" in out and "test_run_times_out_on_both[real] PASSED" in out
+    # the fake-only fault skips the real variant, saying why
+    assert "test_latency_is_fake_only[fake] PASSED" in out
+    assert "SKIPPED" in out and "the real network cannot run this test's fault plan" in out
+    assert "rule 1 (latency): cannot be applied to kernel sockets" in out
+
+
+def test_marker_chooses_the_networks_of_a_net_test(pytester):
+    pytester.makepyfile('''
+        import pytest
+
+        @pytest.mark.simnet(backends=["fake"])
+        def test_fake_only(net):
+            assert net.is_fake
+
+        @pytest.mark.simnet(backends="real")
+        def test_real_only(net):
+            assert not net.is_fake
+
+        def test_both(net):
+            pass
+    ''')
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    out = result.stdout.str()
+    assert "test_fake_only[fake]" in out and "test_fake_only[real]" not in out
+    assert "test_real_only[real]" in out and "test_real_only[fake]" not in out
+    only_fake = pytester.runpytest("-v", "-rs", "--simnet-backend", "fake", "-p", "no:cacheprovider")
+    only_fake.assert_outcomes(passed=2, skipped=1)
+    assert "the session runs fake only" in only_fake.stdout.str()
+
+
+# -- the stdlib asyncore, and installing simnet's ------------------------------------------
+
+STDLIB_APP = '''
+import asyncore
+import socket
+
+
+class Server(asyncore.dispatcher):
+    def __init__(self):
+        super().__init__()
+        self.create_socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.bind(("127.0.0.1", 0))
+        self.listen(5)
+
+    def handle_accepted(self, sock, addr):
+        self.got = sock
+'''
+
+STDLIB_TEST = '''
+import app
+
+
+def test_app(fake_net):
+    server = app.Server()     # a real listening socket, in the stdlib's map
+    fake_net.run(until=lambda: hasattr(server, "got"), timeout=1)
+'''
+
+
+def test_an_app_on_the_stdlib_asyncore_is_named_and_the_fix_given(pytester):
+    pytester.makepyfile(app=STDLIB_APP, test_app=STDLIB_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "hint: the application imported the standard library's asyncore" in out
+    assert "1 channel(s) on real sockets" in out
+    assert "simnet_install = true" in out and "--simnet-install" in out
+
+
+@pytest.mark.parametrize("how", ["flag", "ini"])
+def test_install_option_gives_the_app_simnets_modules(pytester, how):
+    pytester.makepyfile(app=STDLIB_APP, test_app='''
+        import asyncore
+        import simnet
+        import app
+
+        def test_app_runs_on_the_fake_network(fake_net):
+            assert asyncore is simnet.asyncore
+            server = app.Server()
+            assert server.socket.fileno() >= simnet._state.FAKE_FD_BASE
+            server.close()
+    ''')
+    args = ["-p", "no:cacheprovider"]
+    if how == "flag":
+        args.append("--simnet-install")
+    else:
+        pytester.makeini("[pytest]\nsimnet_install = true\n")
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=1)
+    assert "asyncore/asynchat are simnet's (installed)" in result.stdout.str()
+
+
+# -- ini settings and the report header -------------------------------------------------------
+
+def test_ini_settings_and_the_report_header(pytester, tmp_path):
+    pytester.makepyfile(ECHO_TEST)
+    pytester.makeini(f"[pytest]\nsimnet_seed = 40\nsimnet_seeds = 2\nsimnet_backend = fake\n"
+                     f"simnet_trace_dir = {tmp_path / 'tr'}\nsimnet_trace_all = true\n")
+    result = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert sorted(_seeds(result)) == ["40", "41"]
+    assert len(list((tmp_path / "tr").glob("*.jsonl"))) == 2
+    result.stdout.fnmatch_lines(["simnet: 2 seeds per fake-network test, counting up from 40; "
+                                 "net: fake; traces of all tests in *tr"])
+    # the command line wins over the ini file
+    one = pytester.runpytest("-s", "--simnet-seeds", "1", "--simnet-seed", "7", "-p", "no:cacheprovider")
+    assert _seeds(one) == ["7"]
+    one.stdout.fnmatch_lines(["simnet: seed 7 for every fake network; net: fake*"])
+
+
+def test_default_report_header_says_the_seed_mode(pytester):
+    pytester.makepyfile(ECHO_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["simnet: seeds derived from each test's id; net: fake and real"])
+
+
+# -- bad input: one line naming the field and the value ---------------------------------------
+
+@pytest.mark.parametrize("ini, words", [
+    ("simnet_seeds = 0", "ini setting simnet_seeds: invalid value '0' (expected a whole number >= 1)"),
+    ("simnet_seed = x", "ini setting simnet_seed: invalid value 'x' (expected a whole number >= 0)"),
+    ("simnet_backend = wifi", "ini setting simnet_backend: invalid value 'wifi'"),
+    ("simnet_install = perhaps", "ini setting simnet_install: invalid value 'perhaps' (expected true or false)"),
+    ("simnet_trace_all = 2", "ini setting simnet_trace_all: invalid value '2'"),
+])
+def test_bad_ini_values_are_usage_errors(pytester, ini, words):
+    pytester.makepyfile(ECHO_TEST)
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert words in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--simnet-seed", "x"], "argument --simnet-seed: invalid value 'x' (expected a whole number >= 0)"),
+    (["--simnet-seed", "-1"], "argument --simnet-seed: invalid value '-1'"),
+    (["--simnet-seeds", "0"], "argument --simnet-seeds: invalid value '0' (expected a whole number >= 1)"),
+    (["--simnet-seeds", "10000000000"], "argument --simnet-seeds: invalid value '10000000000' (expected at most"),
+])
+def test_option_errors_name_the_option_and_value_not_internals(pytester, args, words):
+    pytester.makepyfile(ECHO_TEST)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert words in err, err
+    assert "_nonneg_int" not in err and "_pos_int" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("marker, words", [
+    ("shuffle='yes'", "@pytest.mark.simnet: shuffle must be True or False, got 'yes'"),
+    ("latency=float('nan')", "@pytest.mark.simnet: latency must be a finite number >= 0, got nan"),
+    ("bandwidth=float('inf')", "@pytest.mark.simnet: bandwidth must be a finite number > 0, got inf"),
+    ("sndbuf=0", "@pytest.mark.simnet: sndbuf must be a whole number of bytes >= 1, got 0"),
+    ("seed=-3", "@pytest.mark.simnet: seed must be a whole number >= 0 or None, got -3"),
+    ("seed=True", "@pytest.mark.simnet: seed must be a whole number >= 0 or None, got True"),
+    ("backends=['wifi']", "@pytest.mark.simnet: backends must be 'fake', 'real', 'both' or a list of them, got ['wifi']"),
+    ("faults=[{'fault': ['x']}]", "@pytest.mark.simnet: faults:"),
+    ("3", "@pytest.mark.simnet takes keyword arguments only"),
+])
+def test_bad_marker_values_fail_collection_naming_them(pytester, marker, words):
+    pytester.makepyfile(f'''
+        import pytest
+        @pytest.mark.simnet({marker})
+        def test_x(fake_net):
+            pass
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert words in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+
+
+def _trace_file(tmp_path, header: str, events=('[0.0, "close", 3]',), end: str | None = None):
+    footer = [] if end == "" else ['{"end": %d}' % len(events)]
+    lines = [header, *events, *footer]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("header, end, words", [
+    ('{"simnet_trace": 1, "network": [1, 2], "test": "t.py::t"}', None,
+     "header field 'network' must be an object, got [1, 2]"),
+    ('{"simnet_trace": true, "test": "t.py::t"}', None,
+     "header field 'simnet_trace' must be the format number 1, got True"),
+    ('{"simnet_trace": 1, "seed": "7", "test": "t.py::t"}', None,
+     "header field 'seed' must be a whole number, got '7'"),
+    ('{"simnet_trace": 1, "test": "t.py::t"}', "", "truncated trace (no end marker"),
+    ('{"simnet_trace": 1, "test": "t.py::t", "network": {"latency": NaN}}', None,
+     "header field 'network': latency must be a finite number >= 0, got nan"),
+    ('{"simnet_trace": 1, "test": "t.py::t", "faults": [{"fault": "nope"}]}', None,
+     "the header's fault plan"),
+    ('{"simnet_trace": 1, "scenario": "m:f"}', None, "the trace names no pytest test"),
+    ('{"simnet_trace": 1', None, "header is not JSON"),
+])
+def test_bad_replay_traces_are_usage_errors(pytester, tmp_path, header, end, words):
+    pytester.makepyfile(ECHO_TEST)
+    path = _trace_file(tmp_path, header, end=end)
+    result = pytester.runpytest(f"--simnet-replay={path}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert words in err and "Traceback" not in err and "INTERNALERROR" not in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+
+
+def test_an_unwritable_trace_dir_is_a_usage_error(pytester, tmp_path):
+    pytester.makepyfile(FAILING_TEST)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = pytester.runpytest("--simnet-trace-dir", str(blocker / "traces"), "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "INTERNALERROR" not in err + result.stdout.str()
+    assert f"--simnet-trace-dir '{blocker / 'traces'}': cannot write traces there" in err
+    assert "is not a directory" in err
