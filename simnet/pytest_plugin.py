@@ -178,10 +178,15 @@ class _Settings:
         self.seeds: int = self._get(config, "simnet_seeds", 1)
         self.trace_all: bool = self._get(config, "simnet_trace_all", False)
         self.install: bool = self._get(config, "simnet_install", False)
-        trace_dir = self._get(config, "simnet_trace_dir", None)
+        trace_dir = config.getoption("simnet_trace_dir")
+        base = str(config.invocation_params.dir)  # an option: from where pytest runs
+        if trace_dir is None:
+            trace_dir = self._get(config, "simnet_trace_dir", None)
+            # an ini setting: from the ini file's directory, as pytest's own paths
+            base = str(config.inipath.parent if config.inipath else config.rootpath)
         self.trace_dir: str | None = None
         if trace_dir:
-            self.trace_dir = _check_trace_dir(config, trace_dir)
+            self.trace_dir = _check_trace_dir(base, trace_dir)
         self.replay_path: str | None = config.getoption("simnet_replay")
         self.replay: Any = None
         self.replay_test: str | None = None
@@ -207,9 +212,10 @@ class _Settings:
             raise pytest.UsageError(f"ini setting {name}: {exc}") from None
 
 
-def _check_trace_dir(config: pytest.Config, path: str) -> str:
-    """The trace directory, absolute; a usage error if traces cannot be written there."""
-    full = os.path.join(str(config.invocation_params.dir), os.path.expanduser(path))
+def _check_trace_dir(base: str, path: str) -> str:
+    """The trace directory (relative to *base*), absolute; a usage error if
+    traces cannot be written there."""
+    full = os.path.normpath(os.path.join(base, os.path.expanduser(path)))
     probe = full
     while not os.path.exists(probe):
         parent = os.path.dirname(probe)

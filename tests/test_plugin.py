@@ -777,3 +777,18 @@ def test_an_unwritable_trace_dir_is_a_usage_error(pytester, tmp_path):
     assert "INTERNALERROR" not in err + result.stdout.str()
     assert f"--simnet-trace-dir '{blocker / 'traces'}': cannot write traces there" in err
     assert "is not a directory" in err
+
+
+def test_a_relative_trace_dir_in_the_ini_file_is_relative_to_the_ini_file(pytester):
+    pytester.makeini("[pytest]\nsimnet_trace_dir = traces\n")
+    sub = pytester.mkdir("sub")
+    (sub / "test_sub.py").write_text(FAILING_TEST)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "test_sub.py", "-p", "no:cacheprovider"],
+                          cwd=str(sub), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert len(list((pytester.path / "traces").glob("*.jsonl"))) == 1
+    command = re.search(r"replay: (.*)", proc.stdout).group(1)
+    written = next((pytester.path / "traces").glob("*.jsonl"))
+    assert command == f"pytest test_sub.py::test_naive_sender --simnet-replay={written}"
+    again = _run_as_printed(command, sub)
+    assert again.returncode == 1 and "identical to" in again.stdout, again.stdout + again.stderr
