@@ -60,7 +60,7 @@ from simnet.faults import FaultPlan, PlanError
 from simnet.trace import check_network
 
 MARKER_KEYS = ("seed", "faults", "latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle",
-               "start_time", "backends")
+               "start_time", "backends", "patch", "virtual_time")
 _NETWORK_KEYS = ("latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle", "start_time")
 _BACKENDS = ("fake", "real", "both")
 #: at most this many seeds per test (a larger K is a typo, not a plan)
@@ -144,6 +144,9 @@ _INI = {
                          "simnet_trace_all", _bool_value),
     "simnet_install": ("register simnet's modules as asyncore/asynchat for the session "
                        "(true/false)", "simnet_install", _bool_value),
+    "simnet_virtual_time": ("fake_net tests run inside net.patch(time=True): the socket, select "
+                            "and time modules are the fake network's (true/false)",
+                            "simnet_virtual_time", _bool_value),
 }
 
 
@@ -162,6 +165,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--simnet-install", action="store_true", default=None,
                     help="register simnet's modules as `asyncore` and `asynchat` for the "
                          "session (simnet.install()), before test modules are imported")
+    group.addoption("--simnet-virtual-time", action="store_true", default=None,
+                    help="run fake_net tests inside net.patch(time=True): socket, select and "
+                         "time read the fake network and its virtual clock")
     group.addoption("--simnet-replay", default=None, metavar="FILE",
                     help="rerun the test this trace recorded with its seed and faults, "
                          "and check that it does the same, event by event")
@@ -178,6 +184,7 @@ class _Settings:
         self.seeds: int = self._get(config, "simnet_seeds", 1)
         self.trace_all: bool = self._get(config, "simnet_trace_all", False)
         self.install: bool = self._get(config, "simnet_install", False)
+        self.virtual_time: bool = self._get(config, "simnet_virtual_time", False)
         trace_dir = config.getoption("simnet_trace_dir")
         base = str(config.invocation_params.dir)  # an option: from where pytest runs
         if trace_dir is None:
@@ -284,8 +291,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "simnet(seed=None, faults=None, latency=..., bandwidth=..., sndbuf=..., rcvbuf=..., "
-        "shuffle=..., start_time=..., backends=...): settings of the test's fake network, "
-        "and the networks a `net` test runs on")
+        "shuffle=..., start_time=..., backends=..., patch=False, virtual_time=False): settings "
+        "of the test's fake network, the networks a `net` test runs on, and whether the "
+        "socket (and time) modules are the fake network's (net.patch())")
     settings = _Settings(config)
     config.stash[_CONF] = settings
     if settings.install and not config.stash.get(_INSTALLED, False):
@@ -360,6 +368,9 @@ def _check_marker(kwargs: dict[str, Any]) -> dict[str, Any]:
             out["faults"] = FaultPlan.coerce(out["faults"])
         except (PlanError, TypeError, ValueError) as exc:
             raise ValueError(f"faults: {exc}") from None
+    for key in ("patch", "virtual_time"):
+        if key in out and not isinstance(out[key], bool):
+            raise ValueError(f"{key} must be True or False, got {out[key]!r}")
     if "backends" in out:
         raw = out["backends"]
         names = [raw] if isinstance(raw, str) else raw
@@ -639,7 +650,8 @@ def _start_fake(request: pytest.FixtureRequest, seed: int) -> Any:
     from simnet.fakesock import FakeNetwork
 
     settings = _marker_settings(request.node)
-    settings.pop("backends", None)
+    for key in ("backends", "patch", "virtual_time"):
+        settings.pop(key, None)
     s: _Settings = request.config.stash[_CONF]
     if _is_replayed(request.node):
         header = s.replay.header
@@ -673,9 +685,32 @@ def fake_net(request: pytest.FixtureRequest, simnet_seed: int) -> Iterator[Any]:
     net = _start_fake(request, simnet_seed)
     run = _Run("fake", net, simnet_seed)
     request.node.stash[_RUN] = run
+    patch = _patch_of(request, net)
     with net:
-        yield net
+        if patch is None:
+            yield net
+        else:
+            with patch:
+                yield net
         _finish_fake(net, run)
+
+
+def _patch_of(request: pytest.FixtureRequest, net: Any) -> Any:
+    """``net.patch(...)`` when the marker (``patch=True``, ``virtual_time=True``)
+    or the session (``simnet_virtual_time``) asks for it, else None."""
+    __tracebackhide__ = True
+    marker = _marker_settings(request.node)
+    s: _Settings = request.config.stash[_CONF]
+    virtual_time = marker.get("virtual_time", s.virtual_time)
+    if not (virtual_time or marker.get("patch")):
+        return None
+    if not virtual_time:
+        return net.patch()
+    try:
+        return net.patch(time=True)
+    except TypeError:
+        pytest.fail("virtual_time: this simnet's FakeNetwork.patch() has no virtual clocks "
+                    "(time=True)", pytrace=False)
 
 
 @pytest.fixture

@@ -792,3 +792,61 @@ def test_a_relative_trace_dir_in_the_ini_file_is_relative_to_the_ini_file(pytest
     assert command == f"pytest test_sub.py::test_naive_sender --simnet-replay={written}"
     again = _run_as_printed(command, sub)
     assert again.returncode == 1 and "identical to" in again.stdout, again.stdout + again.stderr
+
+
+def test_marker_patch_puts_unmodified_clients_on_the_fake_network(pytester):
+    pytester.makepyfile('''
+        import socket
+        import pytest
+        import simnet
+
+        @pytest.mark.simnet(patch=True)
+        def test_create_connection(fake_net):
+            server = fake_net.socket()
+            server.bind(("127.0.0.1", 8025))
+            server.listen(1)
+            client = socket.create_connection(("127.0.0.1", 8025), timeout=5)
+            assert client.fileno() >= simnet._state.FAKE_FD_BASE
+            conn, _ = server.accept()
+            client.sendall(b"hi")
+            assert conn.recv(10) == b"hi"
+            for s in (client, conn, server):
+                s.close()
+
+        def test_unpatched(fake_net):
+            assert socket.socket is not None and "fake" not in repr(socket.socket).lower()
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_virtual_time_from_the_marker_or_the_ini_file(pytester):
+    import inspect
+
+    from simnet.fakesock import FakeNetwork
+
+    if "time" not in inspect.signature(FakeNetwork.patch).parameters:
+        pytest.skip("this simnet's FakeNetwork.patch() has no virtual clocks yet")
+    pytester.makepyfile('''
+        import time
+        import pytest
+
+        @pytest.mark.simnet(virtual_time=True)
+        def test_sleep_is_virtual(fake_net):
+            start = time.monotonic()
+            time.sleep(3600)
+            assert time.monotonic() - start == pytest.approx(3600)
+            assert fake_net.time() >= 3600
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    pytester.makepyfile(test_virtual_time_from_the_marker_or_the_ini_file='''
+        import time
+
+        def test_ini_sleep_is_virtual(fake_net):
+            time.sleep(60)
+            assert fake_net.time() >= 60
+    ''')
+    pytester.makeini("[pytest]\nsimnet_virtual_time = true\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
