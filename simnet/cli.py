@@ -339,7 +339,7 @@ def replay(file: str) -> None:
     try:
         scenario = load_scenario(header["scenario"])
         FaultPlan(header.get("faults") or [])
-    except (PlanError, ValueError, TypeError) as exc:
+    except (PlanError, ValueError, TypeError, RecursionError) as exc:
         raise InputError(f"{file}: cannot replay: {exc}") from None
     try:
         result = run_replay(file, scenario=scenario)

@@ -260,7 +260,7 @@ def _load_replay(path: str) -> tuple[Any, str]:
                                 f"{header.get('backend')} network; only fake-network traces replay")
     try:
         FaultPlan(header.get("faults") or [])
-    except (PlanError, TypeError) as exc:
+    except (PlanError, TypeError, ValueError, RecursionError) as exc:
         raise pytest.UsageError(f"--simnet-replay {path}: the header's fault plan: {exc}") from None
     return trace, test
 
@@ -366,7 +366,7 @@ def _check_marker(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "faults" in out:
         try:
             out["faults"] = FaultPlan.coerce(out["faults"])
-        except (PlanError, TypeError, ValueError) as exc:
+        except (PlanError, TypeError, ValueError, RecursionError) as exc:
             raise ValueError(f"faults: {exc}") from None
     for key in ("patch", "virtual_time"):
         if key in out and not isinstance(out[key], bool):

@@ -127,7 +127,7 @@ class TraceView:
         self.events: list[list[Any]] = trace.normalised()
         try:
             self.plan = FaultPlan(self.header.get("faults") or [])
-        except (PlanError, TypeError) as exc:
+        except (PlanError, TypeError, ValueError, RecursionError) as exc:
             raise TraceError(f"{name}:1: the header's fault plan is invalid: {exc}") from None
         demo = self.header.get("demo")
         self.demo: dict[str, Any] = demo if isinstance(demo, dict) else {}
