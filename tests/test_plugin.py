@@ -199,6 +199,21 @@ def test_failure_report_has_seed_plan_timeline_and_a_replay_command(pytester, tm
     assert "1 failed" in again.stdout and "Deadlock" in again.stdout
     assert "replay diverged" not in again.stdout
     assert "identical to" in again.stdout and "the recorded failure reproduced" in again.stdout
+    # and the diagram command draws it
+    diagram = re.search(r"diagram: (.*)", out).group(1)
+    drawn = _run_as_printed(diagram, pytester.path)
+    assert drawn.returncode == 0, drawn.stderr
+    assert files[0].with_suffix(".html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_replay_command_without_a_trace_runs_as_printed(pytester):
+    pytester.makepyfile(FAILING_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    command = re.search(r"replay: (.*)", result.stdout.str()).group(1)
+    assert "--simnet-seed " in command
+    again = _run_as_printed(command, pytester.path)
+    assert again.returncode == 1 and "1 failed" in again.stdout and "Deadlock" in again.stdout
 
 
 def test_simnets_own_frames_are_hidden_from_the_traceback(pytester):
@@ -285,6 +300,9 @@ def test_replay_says_so_when_the_selection_lacks_the_traced_test(pytester, tmp_p
     err = result.stderr.str()
     assert "the trace is of test test_naive.py::test_naive_sender" in err
     assert "not among the selected tests" in err
+    command = err.split("; run: ", 1)[1].strip()
+    again = _run_as_printed(command, pytester.path)
+    assert again.returncode == 1 and "1 failed" in again.stdout and "identical to" in again.stdout
 
 
 def test_replay_of_a_changed_test_fails_with_the_divergence(pytester, tmp_path):
