@@ -185,6 +185,10 @@ class _Settings:
         self.trace_all: bool = self._get(config, "simnet_trace_all", False)
         self.install: bool = self._get(config, "simnet_install", False)
         self.virtual_time: bool = self._get(config, "simnet_virtual_time", False)
+        for option in ("simnet_trace_dir", "simnet_replay"):
+            if config.getoption(option) == "":
+                raise pytest.UsageError(f"--{option.replace('_', '-')}: invalid value '' "
+                                        f"(expected a path)")
         trace_dir = config.getoption("simnet_trace_dir")
         base = str(config.invocation_params.dir)  # an option: from where pytest runs
         if trace_dir is None:

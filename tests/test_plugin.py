@@ -717,6 +717,8 @@ def test_bad_ini_values_are_usage_errors(pytester, ini, words):
     (["--simnet-seed", "-1"], "argument --simnet-seed: invalid value '-1'"),
     (["--simnet-seeds", "0"], "argument --simnet-seeds: invalid value '0' (expected a whole number >= 1)"),
     (["--simnet-seeds", "10000000000"], "argument --simnet-seeds: invalid value '10000000000' (expected at most"),
+    (["--simnet-trace-dir", ""], "--simnet-trace-dir: invalid value '' (expected a path)"),
+    (["--simnet-replay", ""], "--simnet-replay: invalid value '' (expected a path)"),
 ])
 def test_option_errors_name_the_option_and_value_not_internals(pytester, args, words):
     pytester.makepyfile(ECHO_TEST)
