@@ -849,35 +849,30 @@ def _hide_simnet_frames(item: pytest.Item) -> None:
 
 
 def _foreign_channels() -> list[str]:
-    """What lives outside the current fake network: the stdlib asyncore's
-    channels (an application that imported it instead of simnet's) and real
-    sockets in simnet's map."""
+    """What lives outside the current fake network: channels in the stdlib
+    asyncore's map (an application that imported it instead of simnet's) and
+    real sockets in simnet's map."""
     import simnet
-    from simnet import asynchat as our_chat, asyncore as ours
+    from simnet import asyncore as ours
 
     found = []
-    for name in ("asyncore", "asynchat"):
-        mod = sys.modules.get(name)
-        if mod is None or mod is ours or mod is our_chat:
-            continue
-        where = os.path.dirname(os.path.abspath(getattr(mod, "__file__", "") or ""))
-        if where == _SIMNET_DIR:
-            continue
-        if name == "asyncore":
-            channels = getattr(mod, "socket_map", None) or {}
+    std = sys.modules.get("asyncore")
+    if std is not None and std is not ours:
+        where = os.path.dirname(os.path.abspath(getattr(std, "__file__", "") or ""))
+        channels = getattr(std, "socket_map", None) or {}
+        # only with channels: another test module may import the stdlib one on purpose
+        if where != _SIMNET_DIR and channels:
             fds = ", ".join(str(fd) for fd in list(channels)[:5])
             found.append(f"the application imported the standard library's asyncore "
-                         f"({getattr(mod, '__file__', '?')}), not simnet's"
-                         + (f": its socket_map holds {len(channels)} channel(s) on real "
-                            f"sockets (fds {fds}) that the fake network never sees"
-                            if channels else ""))
-        elif not found:
-            found.append(f"the application imported the standard library's asynchat "
-                         f"({getattr(mod, '__file__', '?')}), not simnet's")
+                         f"({getattr(std, '__file__', '?')}), not simnet's: its socket_map "
+                         f"holds {len(channels)} channel(s) on real sockets (fds {fds}) that "
+                         f"the fake network never sees")
     real = [fd for fd in simnet.socket_map if fd < simnet._state.FAKE_FD_BASE]
     if real:
         found.append(f"simnet.socket_map holds {len(real)} real socket(s) (fds "
-                     f"{', '.join(map(str, real[:5]))}) made before the fake network was entered")
+                     f"{', '.join(map(str, real[:5]))}) made outside the fake network; make "
+                     f"them with create_socket() while fake_net is current, or run code that "
+                     f"calls socket.socket() under @pytest.mark.simnet(patch=True)")
     return found
 
 
@@ -980,7 +975,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     lines = []
     foreign = _foreign_channels()
     if foreign:
-        lines.append("hint: " + "; ".join(foreign) + ". Use simnet's modules: " + _INSTALL_HINT)
+        hint = "hint: " + "; ".join(foreign)
+        if "standard library's asyncore" in hint:
+            hint += ". Use simnet's modules: " + _INSTALL_HINT
+        lines.append(hint)
     lines += [f"seed: {run.seed}",
               "faults: " + net.faults.plan.describe().replace("\n", "\n        ")]
     if net.faults.plan:

@@ -870,3 +870,21 @@ def test_virtual_time_from_the_marker_or_the_ini_file(pytester):
     pytester.makeini("[pytest]\nsimnet_virtual_time = true\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_real_sockets_in_simnets_map_during_a_fake_test_are_named(pytester):
+    pytester.makepyfile('''
+        import socket
+        import simnet
+
+        def test_mixed(fake_net):
+            simnet.dispatcher(socket.socket())   # a kernel socket, not the fake network's
+            fake_net.run(until=lambda: False, timeout=1)
+
+        def test_cleanup():
+            simnet.close_all(ignore_all=True)
+    ''')
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    assert "hint: " in result.stdout.str()
+    assert "simnet.socket_map holds 1 real socket(s)" in result.stdout.str()
