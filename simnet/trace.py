@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import errno as _errno
 import json
+import math
 import os
 import zlib
 from typing import Any, Iterable
 
-__all__ = ["Trace", "TraceError", "FORMAT", "error_name"]
+__all__ = ["Trace", "TraceError", "FORMAT", "error_name", "check_network"]
 
 FORMAT = 1
 
@@ -180,11 +181,18 @@ class Trace:
             header = json.loads(lines[0])
         except json.JSONDecodeError as exc:
             raise TraceError(f"{name}:1: header is not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise TraceError(f"{name}:1: header is nested too deeply") from None
         if not isinstance(header, dict) or "simnet_trace" not in header:
             raise TraceError(f"{name}:1: not a simnet trace (no 'simnet_trace' header)")
-        if header["simnet_trace"] != FORMAT:
-            raise TraceError(f"{name}:1: trace format {header['simnet_trace']!r}, "
+        version = header["simnet_trace"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TraceError(f"{name}:1: header field 'simnet_trace' must be the format "
+                             f"number {FORMAT}, got {version!r}")
+        if version != FORMAT:
+            raise TraceError(f"{name}:1: trace format {version!r}, "
                              f"this simnet reads format {FORMAT}")
+        _check_header(header, name)
         events = []
         footer = None
         for lineno, line in enumerate(lines[1:], 2):
@@ -194,6 +202,8 @@ class Trace:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TraceError(f"{name}:{lineno}: corrupt event ({exc.msg})") from None
+            except RecursionError:
+                raise TraceError(f"{name}:{lineno}: corrupt event (nested too deeply)") from None
             if isinstance(item, dict):
                 if set(item) != {"end"}:
                     raise TraceError(f"{name}:{lineno}: unexpected object {line[:60]!r}")
@@ -210,3 +220,56 @@ class Trace:
             raise TraceError(f"{name}:{len(lines)}: the end marker says {footer['end']} events, "
                              f"the file has {len(events)}")
         return cls(header, events)
+
+
+#: header fields and the JSON types they must have (None is allowed for each)
+_HEADER_TYPES: dict[str, tuple[type, ...]] = {
+    "backend": (str,), "seed": (int,), "faults": (list,), "network": (dict,),
+    "scenario": (str,), "test": (str,), "outcome": (str,), "rootdir": (str,), "demo": (dict,),
+}
+_JSON_NAMES = {str: "a string", int: "a whole number", list: "a list", dict: "an object"}
+
+
+def _check_header(header: dict[str, Any], name: str) -> None:
+    """TraceError naming the first header field of the wrong type."""
+    for key, types in _HEADER_TYPES.items():
+        value = header.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise TraceError(f"{name}:1: header field {key!r} must be "
+                             f"{_JSON_NAMES[types[0]]}, got {value!r}"[:300])
+    try:
+        check_network(header.get("network") or {})
+    except ValueError as exc:
+        raise TraceError(f"{name}:1: header field 'network': {exc}") from None
+
+
+def _number(name: str, value: Any, positive: bool = False) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value < 0 or (positive and value == 0)):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, "
+                         f"got {value!r}")
+
+
+def check_network(settings: dict[str, Any]) -> None:
+    """ValueError naming the first fake-network setting (latency, bandwidth,
+    sndbuf, rcvbuf, shuffle, start_time, pass_cost) whose value a FakeNetwork cannot take
+    (NaN and infinities included); other keys are left alone."""
+    if not isinstance(settings, dict):
+        raise ValueError(f"network settings must be an object, got {settings!r}")
+    for key, value in settings.items():
+        if key in ("latency", "start_time", "pass_cost"):
+            _number(key, value)
+        elif key == "bandwidth":
+            if value is not None:
+                _number(key, value, positive=True)
+        elif key in ("sndbuf", "rcvbuf"):
+            # None: Linux's defaults (and autotuning)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"{key} must be a whole number of bytes >= 1 or None, "
+                                 f"got {value!r}")
+        elif key == "shuffle":
+            if not isinstance(value, bool):
+                raise ValueError(f"shuffle must be True or False, got {value!r}")

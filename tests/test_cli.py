@@ -153,6 +153,45 @@ def test_colour_only_when_asked_for_a_terminal(tmp_path):
     assert ANSI.search(run("demo", "--trace", path, color=True).stdout) is not None
 
 
+def test_no_color_in_the_environment_turns_colour_off(tmp_path):
+    path = str(tmp_path / "t.jsonl")
+    coloured = _runner().invoke(cli, ["demo", "--trace", path], color=True, env={"NO_COLOR": "1"})
+    assert coloured.exit_code == 0
+    assert ANSI.search(coloured.stdout) is None
+    shown = _runner().invoke(cli, ["trace", "show", path], color=True, env={"NO_COLOR": "1"})
+    assert ANSI.search(shown.stdout) is None and "time (s)" in shown.stdout
+
+
+def test_trace_html_creates_the_output_directories(demo_trace, tmp_path):
+    out = tmp_path / "reports" / "today" / "run.html"
+    result = run("trace", "html", str(demo_trace), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def _shell(command: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(command, shell=True, cwd=str(cwd), capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("plan, status", [(None, 0), ('[{"fault": "refuse"}]', 1)])
+def test_the_commands_demo_prints_run_as_printed(tmp_path, plan, status):
+    args = [sys.executable, "-m", "simnet", "demo", "--trace", "out/my run.jsonl"]
+    if plan:
+        args += ["--faults", plan]
+    done = subprocess.run(args, cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == status, done.stdout + done.stderr
+    printed = re.search(r"next\s+(.*)", done.stdout).group(1)
+    commands = [c.strip() for c in printed.split("·")]
+    assert [c.split()[:2] for c in commands] == [["simnet", "trace"], ["simnet", "replay"]]
+    html = _shell(commands[0], tmp_path)
+    assert html.returncode == 0, html.stderr
+    assert (tmp_path / "out" / "my run.html").exists()
+    again = _shell(commands[1], tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "identical" in again.stdout   # the same run, event by event (the failure included)
+
+
 # -- trace show / html --------------------------------------------------------------------
 
 def test_trace_show_prints_the_timeline_and_summary(demo_trace):
@@ -277,6 +316,15 @@ BAD = {
     "scenario gone": (["replay", "@gone"], ["cannot replay", "no_such_module"]),
     "bad plan in header": (["trace", "html", "@badplan"], ["fault plan is invalid"]),
     "html to a directory": (["trace", "html", "@demo", "-o", "/"], ["cannot write"]),
+    "plan with a list as fault": (["demo", "--faults", '[{"fault": ["x"]}]'], ["--faults"]),
+    "plan nested deep": (["demo", "--faults", "[" * 100_000 + "]" * 100_000], ["--faults"]),
+    "network is a list": (["trace", "show", "@netlist"], ["header field 'network'", "[1, 2]"]),
+    "version true": (["trace", "show", "@vtrue"], ["header field 'simnet_trace'", "True"]),
+    "seed a string": (["replay", "@seedstr"], ["header field 'seed'", "'7'"]),
+    "NaN latency in a header": (["replay", "@nan"], ["header field 'network'", "latency", "nan"]),
+    "events nested deep": (["trace", "html", "@deep"], ["nested too deeply"]),
+    "a plugin trace": (["replay", "@plugin"], ["recorded by the pytest plugin",
+                                               "--simnet-replay="]),
 }
 
 
@@ -291,6 +339,15 @@ def test_bad_input_is_one_line_and_status_2(case, demo_trace, tmp_path):
         "@noscenario": lambda: _header_only(tmp_path),
         "@gone": lambda: _header_only(tmp_path, scenario="no_such_module:scenario"),
         "@badplan": lambda: _header_only(tmp_path, faults=[{"fault": "gremlins"}]),
+        "@netlist": lambda: _header_only(tmp_path, network=[1, 2]),
+        "@vtrue": lambda: _header_only(tmp_path, simnet_trace=True),
+        "@seedstr": lambda: _header_only(tmp_path, seed="7", scenario="simnet.examples.demo:echo"),
+        "@nan": lambda: _header_only(tmp_path, network={"latency": float("nan")},
+                                     scenario="simnet.examples.demo:echo"),
+        "@deep": lambda: _write(tmp_path / "deep.jsonl", '{"simnet_trace": 1}\n'
+                                + "[" * 100_000 + "]" * 100_000 + '\n{"end": 1}\n'),
+        "@plugin": lambda: _header_only(tmp_path, test="tests/test_x.py::test_y[seed3]",
+                                        rootdir=str(tmp_path)),
     }
     args = [str(files[a]()) if a in files else a for a in args]
     assert_one_line_error(run(*args), *needles)

@@ -10,7 +10,9 @@ current, which is how fault plans and traces attach to real sockets
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import time as _time
+from typing import Any, Callable
 
 from simnet import _state
 from simnet.faults import FaultPlan
@@ -120,3 +122,53 @@ class RealNetwork(Network):
         self._mod().time.sleep(seconds)
         if self._wrap:
             self._session.wait_end()
+
+    #: how often (seconds) :meth:`run` re-checks its condition while the
+    #: loop waits: a condition may change outside the loop's callbacks
+    TICK = 0.05
+
+    def run(self, until: Callable[[], bool] | None = None, timeout: float = 60.0,
+            map: dict | None = None, *, poller: str = "select") -> float:
+        """Run the loop on *map* until ``until()`` holds (default: the map is empty).
+
+        The driving API of :meth:`simnet.fakesock.FakeNetwork.run` on kernel
+        sockets, so that a test body written once runs on either network
+        (the ``net`` fixture): *timeout* is in wall-clock seconds here, and
+        the loop passes use this network while it is current (its faults
+        and trace apply). Returns the seconds it took; raises
+        :class:`~simnet.fakesock.SimulationTimeout` when *timeout* seconds
+        pass first. Due timers (``simnet.call_later``) run, also while the
+        map is empty.
+        """
+        from simnet import asyncore
+        from simnet.fakesock.network import SimulationTimeout
+
+        if until is not None and not callable(until):
+            raise TypeError(f"until must be a callable returning bool, or None; got {until!r}")
+        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                or not math.isfinite(timeout) or timeout < 0):
+            raise ValueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
+        if map is None:
+            map = asyncore.socket_map
+        poll_fun = {"select": asyncore.poll, "poll": asyncore.poll2}.get(poller)  # type: ignore[arg-type]
+        if poll_fun is None:
+            raise ValueError(f"poller must be 'select' or 'poll', got {poller!r}")
+        done = until if until is not None else (lambda: not map)
+        start = _time.monotonic()
+        deadline = start + timeout
+        while not done():
+            left = deadline - _time.monotonic()
+            if left <= 0:
+                raise SimulationTimeout(
+                    f"run(): the condition did not hold within {timeout} seconds "
+                    f"(real network, {len(map)} channel(s) in the map)")
+            wait = min(left, self.TICK)
+            if map:
+                poll_fun(wait, map)
+            else:  # nothing to watch: wait for the next timer (or the tick)
+                nxt = self.timers.next_deadline()
+                if nxt is not None:
+                    wait = max(0.0, min(wait, nxt - self.timers.clock()))
+                self.sleep(wait)
+                self.timers.run_due()
+        return _time.monotonic() - start
