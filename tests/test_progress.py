@@ -755,7 +755,8 @@ def _outcome(fn):
 
 
 @pytest.mark.parametrize("value, by_select, by_poll", WAIT_TIMEOUTS,
-                         ids=[repr(v) for v, _, _ in WAIT_TIMEOUTS])
+                         ids=[type(v).__name__ if isinstance(v, _Two) else repr(v)
+                              for v, _, _ in WAIT_TIMEOUTS])
 def test_select_and_poll_check_their_timeout_as_cpython_does(value, by_select, by_poll):
     import select as _select
 

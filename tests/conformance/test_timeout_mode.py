@@ -281,6 +281,9 @@ class _Index:
     def __index__(self):
         return 2
 
+    def __repr__(self) -> str:  # a stable test id (pytest-xdist compares them)
+        return "_Index()"
+
 
 SETTIMEOUT_CASES = [
     # value, what CPython 3.11 does on Linux: ("ok", gettimeout()) or (exception, message)
