@@ -733,7 +733,7 @@ def test_option_errors_name_the_option_and_value_not_internals(pytester, args, w
     ("shuffle='yes'", "@pytest.mark.simnet: shuffle must be True or False, got 'yes'"),
     ("latency=float('nan')", "@pytest.mark.simnet: latency must be a finite number >= 0, got nan"),
     ("bandwidth=float('inf')", "@pytest.mark.simnet: bandwidth must be a finite number > 0, got inf"),
-    ("sndbuf=0", "@pytest.mark.simnet: sndbuf must be a whole number of bytes >= 1, got 0"),
+    ("sndbuf=0", "@pytest.mark.simnet: sndbuf must be a whole number of bytes >= 1 or None, got 0"),
     ("seed=-3", "@pytest.mark.simnet: seed must be a whole number >= 0 or None, got -3"),
     ("seed=True", "@pytest.mark.simnet: seed must be a whole number >= 0 or None, got True"),
     ("backends=['wifi']", "@pytest.mark.simnet: backends must be 'fake', 'real', 'both' or a list of them, got ['wifi']"),

@@ -788,3 +788,20 @@ def test_idle_passes_stop_at_the_deadline_exactly():
         assert net.time() == 1.0  # not 1.2: the last idle pass stops at the deadline
         simnet.close_all(m)
         b.close()
+
+
+def test_run_on_a_map_of_kernel_sockets_says_so_instead_of_spinning():
+    # a channel made outside the fake network (a kernel socket): its waits are
+    # real, so no virtual time passes; run() must say why, not spin forever
+    import socket as real_socket
+
+    import simnet
+
+    with FakeNetwork(seed=0) as net:
+        m: dict = {}
+        chan = simnet.dispatcher(real_socket.socket(), map=m)
+        try:
+            with pytest.raises(ValueError, match="not on <FakeNetwork.* but on the real network"):
+                net.run(until=lambda: False, timeout=1, map=m)
+        finally:
+            chan.close()

@@ -1230,6 +1230,7 @@ class FakeNetwork(_Connections, Network):
         # idle passes cost pass_cost, a livelock ends in a fast-forward or a
         # Deadlock; only foreign pumps (add_pump) need watching here.
         stall_mark = -1
+        foreign_mark, foreign = None, 0
         while not done():
             if self._pumps:
                 self._pump(maps=False)  # foreign loops (add_pump) run with this one
@@ -1257,7 +1258,36 @@ class FakeNetwork(_Connections, Network):
                 self.timers.run_due()
                 continue
             poll_fun(deadline - self._now, map)
+            # A wait on this network always moves something: the clock (an
+            # idle pass costs pass_cost) or the activity count. A pass that
+            # moved neither waited elsewhere: the map's sockets are not this
+            # network's (a kernel socket made outside it), so no virtual time
+            # can ever pass for them.
+            mark = (self.activity, self._now)
+            if mark == foreign_mark:
+                foreign += 1
+                if foreign >= STALL_LIMIT:
+                    self._foreign_map(map)
+                    foreign = 0
+            else:
+                foreign_mark, foreign = mark, 0
         return self._now - start
+
+    def _foreign_map(self, map: dict) -> None:
+        """Raise: *map*, served by run(), is not waited on by this network."""
+        try:
+            owner = _state.network_for_map(map)
+        except ValueError as exc:
+            raise ValueError(f"run(): {exc}") from None
+        if owner is self:
+            return
+        real = [f"{fd}: {obj!r}" for fd, obj in list(map.items())[:3]]
+        raise ValueError(
+            f"run(): the map's sockets are not on {self!r} but on "
+            f"{'the real network' if owner is None else repr(owner)} ({'; '.join(real)}), "
+            "so no virtual time passes for them: create every channel while this network "
+            "is current (dispatcher.create_socket()), or inside net.patch() for code that "
+            "calls socket.socket() itself")
 
     # -- unmodified blocking clients ---------------------------------------------------
     def patch(self, *, time: bool = False) -> Any:
