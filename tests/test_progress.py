@@ -660,7 +660,7 @@ def test_marker_takes_pass_cost_and_rejects_nan_numbers_at_collection(pytester):
     ''')
     result = pytester.runpytest("test_bad.py", "-p", "no:cacheprovider")
     assert result.ret != 0
-    assert "latency must be a finite number, got nan" in result.stderr.str() + result.stdout.str()
+    assert "latency must be a finite number >= 0, got nan" in result.stderr.str() + result.stdout.str()
 
 
 def test_a_livelock_and_its_rescue_replay_event_for_event():
