@@ -235,6 +235,43 @@ def test_queue_matches_a_sorted_list_model_under_random_operations(seed):
         assert q.next_deadline() == expect
 
 
+def test_threads_scheduling_while_the_loop_runs_lose_and_reorder_nothing():
+    import threading
+
+    clock = _Clock()
+    q = TimerQueue(clock)
+    ran = []
+    handles = []
+    go = threading.Barrier(5)
+
+    def scheduler(k):
+        go.wait()
+        for i in range(3000):
+            handles.append(q.call_at(100.0 + (i % 7), ran.append, (k, i)))
+
+    threads = [threading.Thread(target=scheduler, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    go.wait()
+    while any(t.is_alive() for t in threads):  # the loop, meanwhile: peeks and runs
+        q.next_deadline()
+        q.run_due()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(q) + len(ran) == 12000
+    early = len(ran)
+    clock.now = 200.0
+    q.run_due()
+    assert len(ran) == 12000 and len(set(ran)) == 12000 and len(q) == 0
+    key = {h.args[0]: (h.when, h._seq) for h in handles}
+    assert len({k[1] for k in key.values()}) == 12000  # every handle its own place in line
+    keys = [key[tag] for tag in ran]
+    # while the threads ran, the clock stood at 100: only those timers ran, in
+    # scheduling order; the rest ran in (deadline, scheduling order)
+    assert all(k[0] == 100.0 for k in keys[:early]) and keys[:early] == sorted(keys[:early])
+    assert keys[early:] == sorted(keys[early:])
+
+
 @pytest.mark.parametrize("args, exc, words", [
     (("soon", print), TypeError, "number of seconds"),
     ((True, print), TypeError, "number of seconds"),
