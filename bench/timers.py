@@ -26,6 +26,7 @@ import argparse
 import gc
 import heapq
 import itertools
+import os
 import random
 import statistics
 import sys
@@ -120,10 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<17}{s:9.2f}s{s / base_s:7.2f}x{r:9.2f}s{r / base_r:7.2f}x"
               f"{s + r:9.2f}s{(s + r) / (base_s + base_r):7.2f}x")
     total = med(sched["simnet (loop)"]) + med(run["simnet (loop)"])
-    ok = total < 5.0 or args.timers != 1_000_000
-    print(f"target (1,000,000 timers): schedule + run through the loop < 5 s -> "
-          f"{total:.2f} s {'ok' if total < 5.0 else 'ABOVE'}")
-    return 0 if ok else 1
+    if args.timers != 1_000_000:
+        print("(the target, schedule + run through the loop < 5 s, is for -N 1000000)")
+        return 0
+    print(f"target: schedule + run through the loop < 5 s -> {total:.2f} s "
+          f"{'ok' if total < 5.0 else 'ABOVE'} (load average {os.getloadavg()[0]:.1f})")
+    return 0 if total < 5.0 else 1
 
 
 if __name__ == "__main__":
