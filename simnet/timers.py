@@ -25,8 +25,8 @@ timer therefore ends the loop, as it does from a handler.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
+import operator
 import threading
 import time
 from typing import Any, Callable
@@ -84,66 +84,199 @@ def _check_time(value: Any, what: str) -> float:
 
 
 class TimerQueue:
-    """A heap of :class:`TimerHandle` ordered by (deadline, scheduling order).
+    """Pending :class:`TimerHandle` s, taken in order of (deadline, scheduling order).
 
     Each network owns one, with its own clock. Scheduling is thread-safe, so a
     thread may schedule on a loop running elsewhere.
+
+    Layout, chosen by profiling a million timers (``bench/timers.py``): a
+    binary heap of ``(when, seq, handle)`` tuples costs ~log2(n) tuple
+    comparisons per pop, scattered over memory; a list kept *sorted* costs
+    nothing to pop from its end. So timers live in three places:
+
+    * ``_heap``: handles sorted by (deadline, scheduling order), latest first,
+      so the next one is ``_heap[-1]``. Sorting uses ``list.sort`` with the
+      deadline as key (stable, so ties keep scheduling order), a C loop over
+      floats. The name is kept: the loops test ``if timers._heap`` to learn
+      whether any timer is stored, and it is non-empty whenever the other two
+      places are (the invariant every method keeps).
+    * ``_new``: handles scheduled since the queue was last looked at, in
+      scheduling order; scheduling is an append.
+    * ``_small``: a heap of ``(when, seq, handle)`` for the few timers
+      scheduled since the last sort, when sorting everything again would
+      cost more than it saves (a timeout re-armed on every read).
+
+    Looking at the queue first settles ``_new``: into ``_small`` when it is
+    small next to ``_heap``, else everything is merged into ``_heap`` by one
+    sort. Cancelled handles stay where they are until they reach the front
+    or cancelled ones make up half the queue (then all are dropped at once).
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self._heap: list[tuple[float, int, TimerHandle]] = []
-        self._seq = itertools.count()
+        self._heap: list[TimerHandle] = []
+        self._new: list[TimerHandle] = []
+        self._small: list[tuple[float, int, TimerHandle]] = []
+        self._next_seq = 0
         self._lock = threading.Lock()
         self._cancelled = 0
+        # True when _small may hold a handle scheduled before one of _heap's
+        # with the same deadline (after an exception put a batch back): the
+        # next merge then sorts on (deadline, seq) instead of deadline alone.
+        self._mixed = False
         #: called with each handle just before it runs (a network's trace hook)
         self.on_run: Callable[[TimerHandle], None] | None = None
 
     def __len__(self) -> int:
         """Number of pending (not cancelled) timers."""
-        return len(self._heap) - self._cancelled
+        return len(self._heap) + len(self._new) + len(self._small) - self._cancelled
 
     def __repr__(self) -> str:
         return f"<TimerQueue pending={len(self)} next={self.next_deadline()}>"
 
+    def _stored(self) -> int:
+        """Handles held, cancelled ones included."""
+        return len(self._heap) + len(self._new) + len(self._small)
+
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` once the clock reaches *when*."""
-        when = _check_time(when, "when")
+        if when.__class__ is not float or when - when != 0.0:  # not a finite float
+            when = _check_time(when, "when")
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
         with self._lock:
-            seq = next(self._seq)
+            seq = self._next_seq
+            self._next_seq = seq + 1
             handle = TimerHandle(when, seq, callback, args, self)
-            heapq.heappush(self._heap, (when, seq, handle))
+            if self._heap:
+                self._new.append(handle)
+            else:  # nothing stored: a list of one is sorted
+                self._heap.append(handle)
         return handle
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``callback(*args)`` after *delay* seconds (``delay >= 0``)."""
-        delay = _check_time(delay, "delay")
+        if delay.__class__ is not float or delay - delay != 0.0:
+            delay = _check_time(delay, "delay")
         if delay < 0:
             raise ValueError(f"delay must be >= 0 seconds, got {delay!r}; "
                              "use call_at() for an absolute deadline")
-        return self.call_at(self.clock() + delay, callback, *args)
+        when = self.clock() + delay
+        if when.__class__ is not float or when - when != 0.0:
+            when = _check_time(when, "when")
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        # call_at's body, inlined: this is the scheduling hot path
+        with self._lock:
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            handle = TimerHandle(when, seq, callback, args, self)
+            if self._heap:
+                self._new.append(handle)
+            else:
+                self._heap.append(handle)
+        return handle
+
+    # -- internals; callers hold self._lock ------------------------------------
+    def _settle(self) -> None:
+        """Move ``_new`` into ``_small`` (few) or merge everything into ``_heap``."""
+        new = self._new
+        small = self._small
+        if len(new) + len(small) > max(_MERGE_MIN, len(self._heap) >> 3):
+            self._merge()
+            return
+        push = heapq.heappush
+        for handle in new:
+            push(small, (handle.when, handle._seq, handle))
+        new.clear()
+
+    def _merge(self) -> None:
+        """Sort every stored handle into ``_heap`` (in place: loops hold the list)."""
+        heap = self._heap
+        heap.reverse()  # earliest first: ties in scheduling order, for the stable sort
+        small = self._small
+        if small:
+            small.sort()  # (when, seq): seq is unique, handles are never compared
+            heap.extend([entry[2] for entry in small])
+            small.clear()
+        new = self._new
+        if new:
+            heap.extend(new)
+            new.clear()
+        heap.sort(key=_when_seq if self._mixed else _when)
+        heap.reverse()
+        self._mixed = False
+
+    def _front(self) -> TimerHandle | None:
+        """The next live handle (dropping cancelled ones met on the way), or None."""
+        heap = self._heap
+        small = self._small
+        while heap:
+            handle = heap[-1]
+            if small:
+                entry = small[0]
+                if entry[0] < handle.when or (entry[0] == handle.when and entry[1] < handle._seq):
+                    handle = entry[2]
+                    if handle.cancelled:
+                        heapq.heappop(small)
+                        self._cancelled -= 1
+                        continue
+                    return handle
+            if handle.cancelled:
+                heap.pop()
+                self._cancelled -= 1
+                if not heap and (small or self._new):
+                    self._merge()
+                continue
+            return handle
+        return None
+
+    def _remove_front(self, handle: TimerHandle) -> None:
+        """Take out *handle*, which :meth:`_front` just returned."""
+        small = self._small
+        if small and small[0][2] is handle:
+            heapq.heappop(small)
+            return
+        heap = self._heap
+        heap.pop()
+        if not heap and (small or self._new):
+            self._merge()
 
     def _cancelled_one(self) -> None:
         with self._lock:
             self._cancelled += 1
             # Compact when cancelled entries dominate, so cancel-heavy programs
-            # (a timeout re-armed on every read) do not grow the heap forever.
-            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
-                # in place: the loop holds on to this list between checks
-                self._heap[:] = [e for e in self._heap if not e[2].cancelled]
-                heapq.heapify(self._heap)
-                self._cancelled = 0
+            # (a timeout re-armed on every read) do not grow the queue forever.
+            if self._cancelled > 64 and self._cancelled * 2 > self._stored():
+                self._compact()
 
+    def _compact(self) -> None:
+        """Drop every cancelled handle (filtering keeps each place's order)."""
+        heap = self._heap
+        heap[:] = [h for h in heap if not h.cancelled]  # in place, as in _merge
+        self._new[:] = [h for h in self._new if not h.cancelled]
+        small = self._small
+        small[:] = [e for e in small if not e[2].cancelled]
+        heapq.heapify(small)
+        self._cancelled = 0
+        if not heap and (small or self._new):
+            self._merge()
+
+    # -- the loop's interface ----------------------------------------------------
     def next_deadline(self) -> float | None:
         """Deadline of the earliest pending timer, or None."""
         heap = self._heap
+        if not heap:
+            return None
+        if not self._new and not self._small:
+            handle = heap[-1]
+            if not handle.cancelled:
+                return handle.when
         with self._lock:
-            while heap and heap[0][2].cancelled:
-                heapq.heappop(heap)
-                self._cancelled -= 1
-            return heap[0][0] if heap else None
+            if self._new:
+                self._settle()
+            handle = self._front()
+            return None if handle is None else handle.when
 
     def bound(self, timeout: float | None) -> tuple[float | None, bool]:
         """Clamp a wait of *timeout* seconds (None: forever) to the next deadline.
@@ -168,15 +301,34 @@ class TimerQueue:
         if not heap:
             return 0
         now = self.clock()
+        small = self._small
+        if heap[-1].when > now and not self._new and (not small or small[0][0] > now):
+            return 0
         due: list[TimerHandle] = []
         with self._lock:
-            while heap and heap[0][0] <= now:
-                handle = heapq.heappop(heap)[2]
-                if handle.cancelled:
-                    self._cancelled -= 1
-                    continue
-                handle._queue = None
-                due.append(handle)
+            if self._new:
+                self._settle()
+            if small:
+                front = self._front
+                remove = self._remove_front
+                while True:
+                    handle = front()
+                    if handle is None or handle.when > now:
+                        break
+                    remove(handle)
+                    handle._queue = None
+                    due.append(handle)
+            else:  # the usual case: everything is in the sorted list
+                while heap:
+                    handle = heap[-1]
+                    if handle.when > now:
+                        break
+                    heap.pop()
+                    if handle.cancelled:
+                        self._cancelled -= 1
+                        continue
+                    handle._queue = None
+                    due.append(handle)
         on_run = self.on_run
         for i, handle in enumerate(due):
             try:
@@ -186,21 +338,42 @@ class TimerQueue:
             except BaseException:
                 # The rest of this batch is still due: put it back so the next
                 # pass runs it, then let the exception out of the loop.
-                with self._lock:
-                    for later in due[i + 1:]:
-                        later._queue = self
-                        heapq.heappush(heap, (later.when, later._seq, later))
+                self._put_back(due[i + 1:])
                 raise
         return len(due)
+
+    def _put_back(self, handles: list[TimerHandle]) -> None:
+        with self._lock:
+            for handle in handles:
+                handle._queue = self
+                if self._heap:
+                    heapq.heappush(self._small, (handle.when, handle._seq, handle))
+                    self._mixed = True
+                else:
+                    self._heap.append(handle)
 
     def clear(self) -> None:
         """Cancel every pending timer."""
         with self._lock:
-            for _, _, handle in self._heap:
+            for handle in self._heap:
                 handle.cancelled = True
                 handle._queue = None
+            for handle in self._new:
+                handle.cancelled = True
+                handle._queue = None
+            for entry in self._small:
+                entry[2].cancelled = True
+                entry[2]._queue = None
             self._heap.clear()
+            self._new.clear()
+            self._small.clear()
             self._cancelled = 0
+            self._mixed = False
+
+
+_MERGE_MIN = 64
+_when = operator.attrgetter("when")
+_when_seq = operator.attrgetter("when", "_seq")
 
 
 _state.real_timers = TimerQueue(time.monotonic)
@@ -222,7 +395,8 @@ def call_later(delay: float, callback: Callable[..., Any], *args: Any) -> TimerH
     >>> h.cancel()
     True
     """
-    return _queue().call_later(delay, callback, *args)
+    net = _state.current
+    return (_state.real_timers if net is None else net.timers).call_later(delay, callback, *args)
 
 
 def call_at(when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
