@@ -17,8 +17,9 @@ The ``backend`` fixture is parametrised over :data:`VARIANTS`:
     that network too (``socket.create_connection`` is pointed at it), so the
     rules act on both sides.
 
-Tests that fail today because of a simnet bug are listed, with the bug, in
-``known_bugs.py`` (strict xfail: the entry must go when the fix lands).
+Every variant passes: a program that works on loopback works on the fake
+network, with and without the fault mix (issue 9). A difference between the
+networks is a simnet bug, never an expected failure.
 
 A test gets a :class:`Backend` and uses it the same way on all four::
 

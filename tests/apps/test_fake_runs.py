@@ -61,7 +61,7 @@ def test_same_seed_same_outcome_time_and_trace(name: str) -> None:
     assert first[0] == second[0]
     assert first[1] == second[1]
     assert first[2] == second[2]
-    assert len(first[2]) > 10  # the run did something (while the xfail bugs stand, it may end early)
+    assert len(first[2]) > 10  # the run did something
 
 
 def test_same_seed_same_trace_in_another_process() -> None:
