@@ -101,6 +101,11 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
     def _fd(obj: Any) -> int:
         return obj if isinstance(obj, int) else obj.fileno()
 
+    def _any_ready(r: list, w: list) -> bool:
+        socks = net._fds
+        return (any((s := socks.get(_fd(o))) is not None and s._sel_r() for o in r)
+                or any((s := socks.get(_fd(o))) is not None and s._sel_w() for o in w))
+
     def select(r: Any, w: Any, x: Any, timeout: float | None = None) -> tuple[list, list, list]:
         """select.select that waits on the fake network for fake sockets."""
         r, w, x = list(r), list(w), list(x)
@@ -116,6 +121,11 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
             raise ValueError("select() was given both real and fake sockets; a fake "
                              f"socket is waited on by its network ({net!r}) only")
         by_fd = {_fd(o): o for o in r + w + x}
+        # (a timeout select.select would reject is left to net.select() to report)
+        if ((timeout is None or (type(timeout) in (int, float) and 0 < timeout < 9.2e9))
+                and pollers.serve_while_waiting(net, fds, timeout, lambda: _any_ready(r, w),
+                                                "select()")):
+            timeout = 0.0
         rr, ww, xx = net.select([_fd(o) for o in r], [_fd(o) for o in w],
                                 [_fd(o) for o in x], timeout)
         return [by_fd[fd] for fd in rr], [by_fd[fd] for fd in ww], [by_fd[fd] for fd in xx]

@@ -175,7 +175,41 @@ def _timeout_number(timeout: Any) -> float | None:
     return timeout
 
 
-def _network_poll(net: Any, ms: float | None, results: Callable[[], list]) -> list:
+def serve_while_waiting(net: Any, fds: Any, seconds: float | None, ready: Callable[[], bool],
+                        what: str) -> bool:
+    """A program's own wait (``select.select``, ``poll``, ``epoll``, a
+    selector) on fake sockets is a blocking call: like a blocking socket
+    call, it runs the simulation -- the dispatcher maps this network serves,
+    foreign loop steps, timers -- until *ready()* or *seconds* pass, as the
+    server in another thread would on real loopback while the program waits.
+
+    Only when the wait is not part of a loop pass (no pump step running) and
+    none of the waited file numbers *fds* belongs to a served map (a program
+    that polls a map's own sockets runs that map itself). Returns True when
+    it waited (the caller then answers with a zero timeout), False when the
+    caller waits as before."""
+    if net._pumping or seconds == 0 or net.closed:
+        return False
+    from simnet import asyncore
+
+    maps = [asyncore.socket_map] + list(net._maps)
+    if not any(m for m in maps) and not net._pumps:
+        return False
+    waited = set(fds)
+    for m in maps:
+        for key in list(m):
+            fd = key if isinstance(key, int) else getattr(key, "_fd", None)
+            if fd in waited:
+                return False
+    try:
+        net.block(ready, seconds, what)
+    except TimeoutError:
+        pass
+    return True
+
+
+def _network_poll(net: Any, ms: float | None, results: Callable[[], list],
+                  fds: Any = None, what: str = "poll()") -> list:
     """Wait as the network's own ``poll()`` does (EINTR faults, idle-pass
     accounting, tracing), with *results* as the readiness answer.
 
@@ -187,6 +221,10 @@ def _network_poll(net: Any, ms: float | None, results: Callable[[], list]) -> li
     if net._pumping and ms != 0:
         if ms is not None and ms > 0:
             _wake_at(net, net._now + ms / 1000.0)
+        ms = 0
+    if fds is not None and serve_while_waiting(
+            net, fds, None if ms is None or ms < 0 else ms / 1000.0,
+            lambda: bool(results()), what):
         ms = 0
     waiter = _waiter_class()(net)
     waiter._answer = results
@@ -298,7 +336,7 @@ class poll:
         net = _net_for(self._net, fake[0] if fake else -1, "poll.poll()")
         if ms is not None:
             ms = math.ceil(ms)
-        return _network_poll(net, ms, lambda: self._results(net))
+        return _network_poll(net, ms, lambda: self._results(net), list(self._masks), "poll.poll()")
 
 
 def _ushort(eventmask: Any) -> int:
@@ -553,7 +591,8 @@ class epoll:
         if net is None or net.closed:
             net = _net_for(None, -1, "epoll.poll()")
         ms = None if seconds is None else math.ceil(seconds * 1000 - 1e-6)
-        results = _network_poll(net, ms, lambda: self._set.collect(limit, False))
+        results = _network_poll(net, ms, lambda: self._set.collect(limit, False), list(regs),
+                                "epoll.poll()")
         self._set.commit([fd for fd, _ in results])
         return results
 

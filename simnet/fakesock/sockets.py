@@ -851,7 +851,10 @@ class FakeSocket:
             self._announced = self._timeout is None or self._family == AF_UNIX
             return 0
         code, self._err = self._err, 0
-        self._state = "new"
+        # a timeout-mode socket is non-blocking in the kernel: CPython read the
+        # failure from SO_ERROR, and the kernel's socket is still "connecting",
+        # so the next connect says ECONNABORTED (as after a non-blocking one)
+        self._state = "refused" if self._timeout is not None else "new"
         return code or errno.ECONNREFUSED
 
     def _start_connect(self, key: Any) -> bool:

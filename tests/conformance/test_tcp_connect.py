@@ -192,6 +192,31 @@ def test_connect_ex_again_after_refusal(backend):
     assert so_error(b) == errno.ECONNREFUSED
 
 
+
+def test_connect_again_after_a_refused_timeout_mode_connect(backend, inet):
+    """A timeout-mode socket is non-blocking in the kernel: CPython's connect
+    got EINPROGRESS, waited, and read the refusal from SO_ERROR, so the
+    kernel's socket is still connecting and the next connect says
+    ECONNABORTED; the one after is a brand-new attempt (refused again). A
+    blocking socket's failed connect leaves it unconnected: every retry is
+    a new attempt."""
+    addr = backend.refused_addr(inet)
+    cli = backend.socket(inet)
+    cli.settimeout(5.0)
+    expect_error(ConnectionRefusedError, errno.ECONNREFUSED, cli.connect, addr)
+    assert so_error(cli) == 0
+    assert cli.recv(1) == b""
+    expect_error(BrokenPipeError, errno.EPIPE, cli.send, b"x")
+    assert cli.connect_ex(addr) == errno.ECONNABORTED
+    assert cli.connect_ex(addr) == errno.ECONNREFUSED
+    expect_error(ConnectionAbortedError, errno.ECONNABORTED, cli.connect, addr)
+    blocking = backend.socket(inet)
+    blocking.settimeout(None)
+    expect_error(ConnectionRefusedError, errno.ECONNREFUSED, blocking.connect, addr)
+    assert blocking.connect_ex(addr) == errno.ECONNREFUSED
+    assert blocking.connect_ex(addr) == errno.ECONNREFUSED
+
+
 # -- listen backlog -------------------------------------------------------
 
 @pytest.mark.parametrize("backlog", [0, 1, 2, 5])
@@ -268,3 +293,24 @@ def test_client_data_and_fin_before_accept(backend):
     assert conn.getpeername() == addr
     assert conn.recv(100) == b"early"
     assert conn.recv(100) == b""
+
+
+
+def test_ipv4_client_reaches_a_dual_stack_ipv6_listener(backend, request):
+    """``socket.create_server(("", port), family=AF_INET6, dualstack_ipv6=True)``
+    (or any AF_INET6 listener on ``::`` without IPV6_V6ONLY): Linux accepts
+    IPv4 connections on it, from ``::ffff:127.0.0.1``."""
+    if backend.name.startswith("fake"):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="known bug: the fake network has no dual-stack (IPv4-mapped) "
+                                "IPv6 listeners; the IPv4 connect is refused"))
+    lst = backend.socket(socket.AF_INET6)
+    lst.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    lst.bind(("::", 0))
+    lst.listen(5)
+    cli = backend.socket(socket.AF_INET)
+    cli.settimeout(5.0)
+    cli.connect(("127.0.0.1", lst.getsockname()[1]))
+    conn, addr = backend.track(lst.accept())
+    assert addr[0] == "::ffff:127.0.0.1" and addr[1] == cli.getsockname()[1]
+    assert conn.getsockname()[:2] == ("::ffff:127.0.0.1", lst.getsockname()[1])
