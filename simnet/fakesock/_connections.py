@@ -9,6 +9,9 @@ import socket as _socket
 from typing import Any, Callable
 
 
+_V6ONLY = getattr(_socket, "IPV6_V6ONLY", 26)
+
+
 def _wild(family: int) -> str:
     return "0.0.0.0" if family == _socket.AF_INET else "::"
 
@@ -92,6 +95,8 @@ class _Connections:
             answer = "silence"
         else:
             listener = self._find(sock._family, ip, port, sock._type, "listening")
+            if listener is None and sock._family == _socket.AF_INET:
+                listener = self._dual_stack_listener(port, sock._type)
             if listener is None:
                 answer = "rst"
             elif listener._queue_full():
@@ -129,6 +134,15 @@ class _Connections:
         sock._err = code
         self.activity += 1
 
+    def _dual_stack_listener(self, port: int, type_: int) -> Any:
+        """An AF_INET6 listener on ``::`` port *port* that also takes IPv4
+        connections (IPV6_V6ONLY off, Linux's default), or None."""
+        for sock in reversed(self._listening.get((_socket.AF_INET6, type_, "::", port), ())):
+            if (not sock._closed and sock._state == "listening"
+                    and not sock._opts.get((_socket.IPPROTO_IPV6, _V6ONLY), 0)):
+                return sock
+        return None
+
     def _establish(self, client: Any, listener: Any, lat: float | None, key: Any,
                    sync: bool = False) -> None:
         from simnet.fakesock.sockets import _End
@@ -153,7 +167,13 @@ class _Connections:
         else:
             s_snd = listener._sndbuf
         c_end = _End(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw)
-        s_end = _End(self, None, s_laddr, c_laddr, cid, listener._rcvbuf, s_snd, lat, bw)
+        s_raddr = c_laddr
+        if listener._family != client._family:
+            # an IPv4 client of a dual-stack IPv6 listener: the server side sees
+            # IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), as on Linux
+            s_laddr = ("::ffff:" + s_laddr[0], s_laddr[1])
+            s_raddr = ("::ffff:" + c_laddr[0], c_laddr[1])
+        s_end = _End(self, None, s_laddr, s_raddr, cid, listener._rcvbuf, s_snd, lat, bw)
         c_end.peer, s_end.peer = s_end, c_end
         s_end.side = "server"
         c_end.jitter = s_end.jitter = jitter

@@ -296,14 +296,10 @@ def test_client_data_and_fin_before_accept(backend):
 
 
 
-def test_ipv4_client_reaches_a_dual_stack_ipv6_listener(backend, request):
+def test_ipv4_client_reaches_a_dual_stack_ipv6_listener(backend):
     """``socket.create_server(("", port), family=AF_INET6, dualstack_ipv6=True)``
     (or any AF_INET6 listener on ``::`` without IPV6_V6ONLY): Linux accepts
     IPv4 connections on it, from ``::ffff:127.0.0.1``."""
-    if backend.name.startswith("fake"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="known bug: the fake network has no dual-stack (IPv4-mapped) "
-                                "IPv6 listeners; the IPv4 connect is refused"))
     lst = backend.socket(socket.AF_INET6)
     lst.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     lst.bind(("::", 0))
@@ -314,3 +310,16 @@ def test_ipv4_client_reaches_a_dual_stack_ipv6_listener(backend, request):
     conn, addr = backend.track(lst.accept())
     assert addr[0] == "::ffff:127.0.0.1" and addr[1] == cli.getsockname()[1]
     assert conn.getsockname()[:2] == ("::ffff:127.0.0.1", lst.getsockname()[1])
+
+
+def test_a_v6only_ipv6_listener_refuses_ipv4_clients(backend):
+    """With IPV6_V6ONLY set, a listener on ``::`` takes IPv6 only: an IPv4
+    connect to its port is refused (nobody listens on IPv4)."""
+    lst = backend.socket(socket.AF_INET6)
+    lst.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    lst.bind(("::", 0))
+    lst.listen(5)
+    cli = backend.socket(socket.AF_INET)
+    cli.settimeout(5.0)
+    with pytest.raises(ConnectionRefusedError):
+        cli.connect(("127.0.0.1", lst.getsockname()[1]))
