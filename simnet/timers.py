@@ -203,12 +203,14 @@ class TimerQueue:
             self._cancelled = 0
 
 
-_state.real_timers = TimerQueue(time.monotonic)
+#: Timers of the default real network (monotonic clock). They live here, not
+#: in ``_state``, so that ``_state`` needs nothing from this module.
+real_timers = TimerQueue(time.monotonic)
 
 
 def _queue() -> TimerQueue:
     net = _state.current
-    return _state.real_timers if net is None else net.timers
+    return real_timers if net is None else net.timers
 
 
 def call_later(delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:

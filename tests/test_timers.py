@@ -125,7 +125,7 @@ def test_heavy_cancellation_does_not_grow_the_heap_forever():
 def test_call_later_rejects_bad_arguments_with_a_clear_message(args, exc, words):
     with pytest.raises(exc, match=words):
         simnet.call_later(*args)
-    assert len(_state.real_timers) == 0
+    assert len(simnet.timers.real_timers) == 0
 
 
 def _spy_select(monkeypatch):
