@@ -15,9 +15,9 @@ def _simnet_clean_state():
     if simnet.socket_map:
         problems.append(f"channels left in simnet.socket_map: {sorted(simnet.socket_map.values(), key=repr)!r}")
         simnet.close_all(ignore_all=True)
-    if len(_state.real_timers):
-        problems.append(f"{len(_state.real_timers)} timer(s) left pending on the real network")
-        _state.real_timers.clear()
+    if len(simnet.timers.real_timers):
+        problems.append(f"{len(simnet.timers.real_timers)} timer(s) left pending on the real network")
+        simnet.timers.real_timers.clear()
     if _state.current is not None:
         problems.append(f"network still entered: {_state.current!r}")
         _state.current = None

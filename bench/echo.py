@@ -27,12 +27,19 @@ Cases of the suite (``--suite``):
   are readable, not writable, and never receive anything) beside 10 active
   echo clients.
 
-Backends: ``--backend real`` (kernel sockets on 127.0.0.1; idle channels are
-``socket.socketpair()`` ends) is the only one today. A backend is a small
-class (see :class:`Backend`) that says which modules compete, which address
-the server binds, how idle channels are made and what to enter around a run;
-a simulated-network backend (``--backend fake``) is one more subclass
-registered in :data:`BACKENDS`.
+Backends (``--backend``, listed in :data:`BACKENDS`):
+
+* ``real`` (the default): both contenders on kernel sockets on 127.0.0.1;
+  idle channels are ``socket.socketpair()`` ends.
+* ``fake``: the stdlib on real loopback against ``simnet.asyncore`` on a
+  ``FakeNetwork`` (virtual time; idle channels are connected fake sockets),
+  so the ratio says how much faster a test runs on the fake network than the
+  same test on kernel sockets. ``--suite`` then runs :func:`fake_suite`.
+
+A backend is a small class (see :class:`Backend`) that says which modules
+compete, which address the server binds, how idle channels are made and what
+to enter around a run; another backend is one more subclass registered in
+:data:`BACKENDS`.
 """
 
 from __future__ import annotations

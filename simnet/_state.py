@@ -10,6 +10,12 @@ The dispatcher layer (``simnet.asyncore``) asks this module two questions:
 Fake sockets get file numbers at or above :data:`FAKE_FD_BASE`, far above any
 file descriptor the kernel hands out (``fs.nr_open`` is capped below 2**30),
 so a map's owner can be told from its keys without touching the sockets.
+
+This is the bottom layer: at run time it imports nothing from simnet
+(``simnet.network``, ``simnet.timers`` and everything above import it; the
+imports below are for type checkers only). The other networks reach
+``simnet.asyncore`` through the hooks at the end of this module, which
+``simnet.real`` fills in when it is imported.
 """
 
 from __future__ import annotations
@@ -17,9 +23,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, NoReturn
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover -- type-only: no import at run time
     from simnet.network import Network
-    from simnet.timers import TimerQueue
 
 #: Smallest file number a fake socket can have. Real descriptors never reach it.
 FAKE_FD_BASE = 2_000_000_000
@@ -39,9 +44,14 @@ simple = True
 _stack: list[Network | None] = []
 _lock = threading.Lock()
 
-#: Timers of the default real network (monotonic clock); created lazily by
-#: simnet.timers to avoid an import cycle.
-real_timers: TimerQueue = None  # type: ignore[assignment]
+#: Hooks set by ``simnet.real`` when it is imported (``simnet/__init__``
+#: always imports it): ``make_real_network()`` makes the default real network
+#: as a value, ``make_epoll_poller(map)`` an ``EpollPoller``. They let
+#: ``simnet.asyncore`` use them without importing ``simnet.real``, which
+#: imports ``simnet.asyncore`` (``RealNetwork.run`` and ``EpollPoller`` drive
+#: its loop): the imports run one way, real -> asyncore -> _state.
+make_real_network: Any = None
+make_epoll_poller: Any = None
 
 
 def push(net: Network) -> None:

@@ -31,7 +31,9 @@ from errno import (EAGAIN, EALREADY, EBADF, ECONNABORTED, ECONNRESET, EINPROGRES
                    EINVAL, EISCONN, ENOTCONN, EPIPE, ESHUTDOWN, EWOULDBLOCK, errorcode)
 
 from simnet import _state
-from simnet import timers as _timers  # noqa: F401 -- sets up the real network's timers
+# Only the bottom layers: simnet.real (the real network as a value, the epoll
+# poller) imports this module and is reached through _state's hooks instead.
+from simnet import timers as _timers
 
 # Errors that mean "the peer or the socket is gone": the channel is closed
 # rather than reported through handle_error.
@@ -123,7 +125,7 @@ def readwrite(obj, flags):
         obj.handle_error()
 
 
-_REAL_TIMERS = _state.real_timers  # the default real network's timers (never replaced)
+_REAL_TIMERS = _timers.real_timers  # the default real network's timers (never replaced)
 
 
 def _default_real():
@@ -131,9 +133,7 @@ def _default_real():
     ``select``/``time`` globals, like the fast path)."""
     global _DEFAULT_REAL
     if _DEFAULT_REAL is None:
-        from simnet.real import RealNetwork
-
-        _DEFAULT_REAL = RealNetwork()
+        _DEFAULT_REAL = _state.make_real_network()
     return _DEFAULT_REAL
 
 
@@ -292,9 +292,7 @@ def loop(timeout=30.0, use_poll=False, map=None, count=None, *, poller=None):
         raise ValueError(f"poller must be one of 'select', 'poll', 'epoll' (or None to "
                          f"follow use_poll); got {poller!r}")
     if poller == "epoll":
-        from simnet.real.epoll import EpollPoller
-
-        with EpollPoller(map) as ep:
+        with _state.make_epoll_poller(map) as ep:
             _run(ep.poll, timeout, map, count)
         return
     if poller == "poll" and hasattr(select, "poll"):

@@ -675,6 +675,20 @@ def _shadows(a: Rule, b: Rule) -> bool:
     return True
 
 
+def disconnect_at_once(rule: Rule) -> bool:
+    """Whether a disconnect *rule* acts as soon as its places match (it
+    names neither ``after_bytes`` nor ``at``): checked after each data call."""
+    p = rule.params
+    return p["at"] is None and p["after_bytes"] is None
+
+
+def disconnect_targets_peer(rule: Rule, side: str | None) -> bool:
+    """Whether a disconnect *rule* met at the end on *side* acts on the other
+    end (its ``side`` parameter names that one), if there is one."""
+    wanted = rule.params["side"]
+    return wanted is not None and wanted != side
+
+
 class FaultEngine:
     """Applies a plan on one network: matches operations against the rules.
 
@@ -853,6 +867,31 @@ class FaultEngine:
             return None
         rule = found[1]
         return rule, rule.params["after_bytes"] - sent
+
+    def shape_send(self, rule: Rule | None, n: int, *, conn: int | None, side: str | None,
+                   local: Any, peer: Any, sent: int, cutting: bool) -> tuple[int, Rule | None,
+                                                                             tuple[Rule, int] | None]:
+        """How a send of *n* bytes (all the socket can take now) goes under
+        the plan, the same on every network: ``(n, rule, cut)``.
+
+        *rule* is the send's matched rule (None: none); a partial_send takes
+        fewer bytes (counted only by :meth:`fire` once the send is made).
+        With *cutting* (the socket's stream can still be cut), an
+        ``after_bytes`` disconnect that this send reaches is *cut* =
+        ``(rule, k)`` (see :meth:`cut`): the caller disconnects before the
+        send if k is 0, else after it; a cut shorter than the partial send
+        takes its place (the rule returned is then None: it shows nothing).
+        """
+        if rule is not None and rule.fault == "partial_send":
+            n = self.size(rule, n, commit=False)
+        cut = None
+        if cutting and n:
+            # a disconnect "after k bytes" cuts the stream at exactly k bytes
+            cut = self.cut(conn=conn, side=side, local=local, peer=peer, sent=sent, n=n)
+            if cut is not None and 0 < cut[1] < n:
+                n = cut[1]
+                rule = None  # cut shorter by the disconnect: the partial send shows nothing
+        return n, rule, cut
 
     def budget(self, *, conn: int | None, side: str | None, local: Any, peer: Any,
                sent: int) -> int | None:

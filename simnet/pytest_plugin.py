@@ -751,7 +751,7 @@ def real_net(request: pytest.FixtureRequest) -> Iterator[Any]:
     with net:
         yield net
     simnet.close_all(ignore_all=True)
-    simnet._state.real_timers.clear()
+    simnet.timers.real_timers.clear()
     leaked = {fd: t for fd, t in _open_fds().items() if fd not in before}
     if leaked:
         names = "; ".join(_close_leaks(leaked))

@@ -376,12 +376,14 @@ _when = operator.attrgetter("when")
 _when_seq = operator.attrgetter("when", "_seq")
 
 
-_state.real_timers = TimerQueue(time.monotonic)
+#: Timers of the default real network (monotonic clock). They live here, not
+#: in ``_state``, so that ``_state`` needs nothing from this module.
+real_timers = TimerQueue(time.monotonic)
 
 
 def _queue() -> TimerQueue:
     net = _state.current
-    return _state.real_timers if net is None else net.timers
+    return real_timers if net is None else net.timers
 
 
 def call_later(delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:

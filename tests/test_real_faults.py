@@ -1,5 +1,9 @@
 """Fault plans and traces on kernel sockets (simnet.real.faulty), through the
-asyncore API on loopback; and plan_from_trace on hand-made traces.
+asyncore API on loopback; a real run's I/O pattern replayed on the fake
+network; and plan_from_trace on hand-made traces.
+
+(This file absorbed tests/test_real_network_faults.py: its tests are the
+``*_variant`` ones and the few below that had no counterpart here.)
 
 Every loop is bounded (a number of single passes, each waiting at most a
 short timeout), nothing sleeps, and the ``chan`` fixture closes every channel
@@ -16,6 +20,7 @@ import time
 import pytest
 
 import simnet
+from simnet.fakesock import FakeNetwork
 from simnet.faults import FaultPlan, PlanError, Rule
 from simnet.real import EpollPoller, FaultySocket, RealNetwork, plan_from_trace
 from simnet.trace import Trace
@@ -267,6 +272,25 @@ def test_a_mebibyte_under_random_partial_sends(chan):
         assert net.faults.fired[0] > 1
 
 
+def test_dispatcher_with_send_finishes_under_one_byte_partial_sends_variant(chan):
+    data = payload(8 * 1024)
+    with RealNetwork(faults=[Rule("partial_send", max_bytes=1, where={"side": "client"})]) as net:
+        lst = Listener(chan)
+        Sender(lst.address, data, chan)
+        run(chan, lambda: lst.conns and bytes(lst.conns[0].data) == data, "the data",
+            passes=len(data) * 3)
+        assert net.faults.fired[0] == len(data) - 1  # every send cut but the last (1 byte)
+
+
+def test_a_mebibyte_under_random_partial_sends_variant(chan):
+    data = payload(1 << 20)
+    with RealNetwork(faults=[Rule("partial_send", where={"side": "client"})], seed=3):
+        lst = Listener(chan)
+        Sender(lst.address, data, chan)
+        run(chan, lambda: lst.conns and len(lst.conns[0].data) == len(data), "1 MiB")
+        assert bytes(lst.conns[0].data) == data
+
+
 def test_async_chat_reassembles_terminators_split_by_one_byte_reads(chan):
     text = b"HELO a\r\nMAIL FROM:<x>\r\n\r\nQUIT\r\n"
     with RealNetwork(faults=[Rule("short_read", max_bytes=1, where={"side": "server"})]) as net:
@@ -276,6 +300,15 @@ def test_async_chat_reassembles_terminators_split_by_one_byte_reads(chan):
         assert lst.conns[0].lines == [b"HELO a", b"MAIL FROM:<x>", b"", b"QUIT"]
         # one write delivers the text at once: every read is cut but the last (1 byte)
         assert net.faults.fired[0] == len(text) - 1
+
+
+def test_async_chat_reassembles_terminators_split_by_one_byte_reads_variant(chan):
+    with RealNetwork(faults=[Rule("short_read", max_bytes=1, where={"side": "server"})]) as net:
+        lst = Listener(chan, handler=Lines)
+        Sender(lst.address, b"HELO a\r\nMAIL FROM:<x>\r\nQUIT\r\n", chan)
+        run(chan, lambda: lst.conns and len(lst.conns[0].lines) == 3, "three lines")
+        assert lst.conns[0].lines == [b"HELO a", b"MAIL FROM:<x>", b"QUIT"]
+        assert net.faults.fired[0] == 28  # 29 bytes at once: every read cut but the last
 
 
 def test_short_reads_of_random_size_deliver_everything(chan):
@@ -310,6 +343,18 @@ def test_rst_calls_handle_close_exactly_once_on_each_side(chan):
     assert ["ECONNRESET"] == [e[4] for e in events if e[1] == "recv" and e[2] == sfd
                               and isinstance(e[4], str)]
     assert [e[3:] for e in events if e[1] == "fault"] == [[1, "data", 1]]
+
+
+def test_rst_disconnect_calls_handle_close_exactly_once_on_each_side_variant(chan):
+    plan = [Rule("disconnect", mode="rst", after_bytes=1000, where={"side": "client"})]
+    with RealNetwork(faults=plan):
+        lst = Listener(chan)
+        client = Sender(lst.address, payload(5000), chan)
+        run(chan, lambda: client.closes and lst.conns and lst.conns[0].closes, "both closes")
+        for _ in range(20):
+            simnet.loop(timeout=0.01, map=chan, count=1)
+        assert client.closes == 1 and lst.conns[0].closes == 1
+        assert len(lst.conns[0].data) == 1000  # cut at exactly 1000 bytes
 
 
 def test_the_reset_wrapper_acts_as_a_reset_socket():
@@ -445,6 +490,14 @@ def test_accept_returns_none_on_a_spurious_eagain_then_accepts_next_pass(chan):
     assert accepts[0][3] == "EAGAIN" and isinstance(accepts[1][3], int)
 
 
+def test_accept_returns_none_on_a_spurious_eagain_variant(chan):
+    with RealNetwork(faults=[Rule("eagain", op="accept", where={"call": 1})]):
+        lst = Listener(chan)
+        Sender(lst.address, b"x", chan)
+        run(chan, lambda: bool(lst.conns), "the accept")
+        assert [ok for _, ok in lst.accepts].count(False) == 1
+
+
 def test_refuse_gives_the_callbacks_of_a_real_refused_connect(chan):
     # the reference: a real refused connect (a port bound by nobody listening)
     dead = socket.socket()
@@ -465,6 +518,15 @@ def test_refuse_gives_the_callbacks_of_a_real_refused_connect(chan):
         assert client.errors[0].errno == errno.ECONNREFUSED == plain.errors[0].errno
         assert str(client.errors[0]) == str(plain.errors[0])
         assert not lst.conns and net.faults.fired == [1]
+
+
+def test_refuse_is_a_real_econnrefused_variant(chan):
+    with RealNetwork(faults=[Rule("refuse")]):
+        lst = Listener(chan)
+        client = Sender(lst.address, b"x", chan)
+        run(chan, lambda: client.closes == 1, "the refusal")
+        assert f"[Errno {errno.ECONNREFUSED}]" in str(client.errors[0])
+        assert not lst.conns
 
 
 def test_refuse_with_a_blocking_connect_raises_connection_refused():
@@ -546,6 +608,16 @@ def test_eintr_with_a_raising_handler_raises_its_exception_out_of_loop(chan, pol
         assert net.faults.fired == [1]
 
 
+def test_eintr_raises_only_what_the_plan_says_a_handler_raises(chan):
+    # a handler raising a BaseException that is not an Exception
+    with RealNetwork(faults=[Rule("eintr", exception="KeyboardInterrupt", where={"limit": 1})]) as net:
+        Listener(chan)
+        with pytest.raises(KeyboardInterrupt):
+            simnet.loop(timeout=0.01, map=chan, count=1)
+        simnet.loop(timeout=0.01, map=chan, count=1)
+        assert net.faults.fired == [1]
+
+
 # -- connection numbers -------------------------------------------------------------------
 
 def test_connections_are_numbered_at_connect_and_paired_at_accept(chan):
@@ -610,6 +682,14 @@ def test_faults_kernel_sockets_cannot_show_are_refused(rule):
     text = str(info.value)
     assert text.startswith(f"rule 2 ({rule.fault}): cannot be applied to kernel sockets")
     assert "simnet.fakesock.FakeNetwork" in text
+
+
+@pytest.mark.parametrize("rule", [Rule("latency", latency=0.1), Rule("partition", a="a", b="b"),
+                                  Rule("udp_loss"), Rule("connect_timeout")])
+def test_faults_kernel_sockets_cannot_show_are_refused_variant(rule):
+    # a plan of that one rule: the error names it as rule 1
+    with pytest.raises(PlanError, match=r"rule 1 \(\w+\)"):
+        RealNetwork(faults=[Rule("short_read"), rule][1:])
 
 
 def test_a_rule_added_later_is_checked_too():
@@ -696,6 +776,21 @@ def test_a_given_trace_is_recorded_into():
     assert [e[1] for e in given.events] == ["socket", "close"]
 
 
+def test_a_traced_real_run_is_well_formed_and_round_trips_variant(chan, tmp_path):
+    # ...and strict replay refuses a trace recorded on kernel sockets
+    with RealNetwork(trace=True) as net:
+        lst = Listener(chan)
+        Sender(lst.address, b"hello", chan)
+        run(chan, lambda: lst.conns and bytes(lst.conns[0].data) == b"hello", "hello")
+    path = net.trace.write(tmp_path / "real.jsonl")
+    loaded = Trace.load(path)
+    kinds = [e[1] for e in loaded.events]
+    assert loaded.header["backend"] == "real"
+    assert {"socket", "conn", "connect", "accept", "send", "recv"} <= set(kinds)
+    with pytest.raises(simnet.TraceError, match="recorded on the real network"):
+        simnet.replay(path)
+
+
 def test_plan_from_a_real_recording_repeats_its_chunking(chan):
     plan = [Rule("partial_send", where={"side": "client"}),
             Rule("short_read", where={"side": "server"})]
@@ -711,6 +806,76 @@ def test_plan_from_a_real_recording_repeats_its_chunking(chan):
     assert {r.fault for r in derived} >= {"partial_send", "short_read"}
     for rule in derived:
         assert set(rule.where) == {"conn", "side", "call"} and rule.where["conn"] == 1
+
+
+def _chunking(trace):
+    """(conn, side, op, asked, got) of every send/recv, in order."""
+    who, out = {}, []
+    for ev in trace.normalised():
+        if ev[1] == "conn":
+            who[ev[2]] = (ev[3], ev[4])
+        elif ev[1] in ("send", "recv") and ev[2] in who:
+            out.append((*who[ev[2]], ev[1], ev[3], ev[4]))
+    return out
+
+
+def _exchange(m):
+    lst = Listener(m)
+    Sender(lst.address, payload(20000), m)
+    return lst
+
+
+def test_a_real_recording_replays_on_the_fake_network_with_the_same_chunking(chan):
+    real_plan = [Rule("partial_send", where={"side": "client"}), Rule("short_read", where={"side": "server"})]
+    with RealNetwork(faults=real_plan, trace=True, seed=11) as real:
+        lst = _exchange(chan)
+        run(chan, lambda: lst.conns and len(lst.conns[0].data) == 20000, "20000 bytes")
+    simnet.close_all(chan)
+    recorded = _chunking(real.trace)
+    plan = plan_from_trace(real.trace)
+    assert len(plan) >= 4 and all(r.where.get("call") for r in plan)
+
+    with FakeNetwork(seed=0, faults=plan, trace=True) as fake:
+        m = {}
+        lst2 = _exchange(m)
+        fake.run(until=lambda: lst2.conns and len(lst2.conns[0].data) == 20000, map=m, timeout=60)
+        simnet.close_all(m)
+    replayed = _chunking(fake.trace)
+    # every send and recv of the real run, with the same sizes asked and got
+    assert replayed[:len(recorded)] == recorded
+    assert bytes(lst2.conns[0].data) == payload(20000)
+
+
+def test_makefile_reads_go_through_the_plan_and_keep_the_descriptor_after_close():
+    """A file from makefile() reads through the wrapper (short_read acts on
+    it, the trace has the recvs) and, as in CPython, close() keeps the
+    descriptor until the file is closed too (what http.client does for a
+    Connection: close response)."""
+    with RealNetwork(faults=[Rule("short_read", max_bytes=3, where={"side": "client"})],
+                     trace=True) as net:
+        listener = net.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = net.socket()
+        client.settimeout(10)
+        client.connect(listener.getsockname())
+        server, _ = listener.accept()
+        server.sendall(b"first line\r\n")
+        reader = client.makefile("rb")
+        assert reader.readline() == b"first line\r\n"
+        fd = client.fileno()
+        client.close()
+        server.sendall(b"sent after close\r\n")
+        assert reader.readline() == b"sent after close\r\n"
+        reads = [e for e in net.trace.events if e[1] == "recv" and e[2] == fd]
+        assert reads and all(e[4] <= 3 for e in reads), reads
+        assert sum(e[4] for e in reads) == len(b"first line\r\nsent after close\r\n")
+        reader.close()
+        with pytest.raises(OSError) as gone:
+            os.fstat(fd)  # the descriptor is closed now (not reused in between)
+        assert gone.value.errno == errno.EBADF
+        server.close()
+        listener.close()
 
 
 # -- plan_from_trace on hand-made traces -------------------------------------------------------

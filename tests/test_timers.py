@@ -283,7 +283,7 @@ def test_threads_scheduling_while_the_loop_runs_lose_and_reorder_nothing():
 def test_call_later_rejects_bad_arguments_with_a_clear_message(args, exc, words):
     with pytest.raises(exc, match=words):
         simnet.call_later(*args)
-    assert len(_state.real_timers) == 0
+    assert len(simnet.timers.real_timers) == 0
 
 
 def _spy_select(monkeypatch):

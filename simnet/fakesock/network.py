@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from simnet import _state
 from simnet.fakesock._connections import _Connections
-from simnet.faults import FaultEngine, FaultPlan
+from simnet.faults import FaultEngine, FaultPlan, disconnect_at_once, disconnect_targets_peer
 from simnet.network import Network
 from simnet.timers import TimerHandle, TimerQueue
 from simnet.trace import Trace
@@ -344,7 +344,7 @@ class FakeNetwork(_Connections, Network):
             return
         found = faults.pick(
             "data", conn=sock._conn, side=sock._side, local=sock._laddr, peer=sock._raddr,
-            accept=lambda r: r.params["at"] is None and r.params["after_bytes"] is None)
+            accept=disconnect_at_once)
         if found is not None:
             self._disconnect(end, found[1])
 
@@ -377,7 +377,7 @@ class FakeNetwork(_Connections, Network):
         if conn in faults.cut_conns:
             return False
         target = end
-        if rule.params["side"] is not None and rule.params["side"] != end.side and end.peer is not None:
+        if disconnect_targets_peer(rule, end.side) and end.peer is not None:
             target = end.peer
         if rule.params["mode"] == "rst":
             live = any(e is not None and not e.reset and not e.detached for e in (target, target.peer))

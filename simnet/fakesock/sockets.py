@@ -26,6 +26,8 @@ import struct
 from collections import deque
 from typing import Any
 
+from simnet._sockbase import SocketIdentity
+
 _POLLIN, _POLLOUT, _POLLERR, _POLLHUP = 0x001, 0x004, 0x008, 0x010
 _MSG_PEEK = int(_socket.MSG_PEEK)
 _MSG_DONTWAIT = int(getattr(_socket, "MSG_DONTWAIT", 0x40))
@@ -313,7 +315,7 @@ class _End:
                 f"in={self.bytes_in} out={self.bytes_out}")
 
 
-class FakeSocket:
+class FakeSocket(SocketIdentity):
     """A socket on a :class:`~simnet.fakesock.FakeNetwork`; made by ``net.socket()``.
 
     It has the methods and errors of ``socket.socket`` (see the module
@@ -396,17 +398,7 @@ class FakeSocket:
             net._tr += (5, net._now, "socket", self._fd, int(family), int(base))
 
     # -- basic properties ---------------------------------------------------------
-    @property
-    def family(self) -> _socket.AddressFamily:
-        return _socket.AddressFamily(self._family)
-
-    @property
-    def type(self) -> _socket.SocketKind:
-        return _socket.SocketKind(self._type)
-
-    @property
-    def proto(self) -> int:
-        return self._proto
+    # family, type, proto: from SocketIdentity (simnet/_sockbase.py)
 
     @property
     def timeout(self) -> float | None:
@@ -1036,25 +1028,19 @@ class FakeSocket:
                 break
             self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags,
                        deadline)
-        n = whole = min(len(view), space)
-        if rule is not None and rule.fault == "partial_send":
-            n = net.faults.size(rule, n, commit=False)
-        cut = None
-        if net._disconnects and n:
-            # a disconnect "after k bytes" cuts the stream at exactly k bytes
-            cut = net.faults.cut(conn=self._conn, side=self._side, local=self._laddr,
-                                 peer=self._raddr, sent=end.sent, n=n)
-            if cut is not None and cut[1] == 0:
-                net._disconnect(end, cut[0])
-                cut = None
-                if end.err:
-                    code, end.err = end.err, 0
-                    raise _oserror(code)
-                if end.wr_shut or end.reset:
-                    raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
-            elif cut is not None and cut[1] < n:
-                n = cut[1]
-                rule = None  # cut shorter by the disconnect: the partial send shows nothing
+        whole = min(len(view), space)
+        n, rule, cut = net.faults.shape_send(rule, whole, conn=self._conn, side=self._side,
+                                             local=self._laddr, peer=self._raddr, sent=end.sent,
+                                             cutting=bool(net._disconnects))
+        if cut is not None and cut[1] == 0:
+            # at the mark already: the disconnect acts now
+            net._disconnect(end, cut[0])
+            cut = None
+            if end.err:
+                code, end.err = end.err, 0
+                raise _oserror(code)
+            if end.wr_shut or end.reset:
+                raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
         if n < whole and rule is not None and rule.fault == "partial_send":
             net.faults.fire(net.faults.index(rule), "send", self._conn, self._fd)
         end.sq += view[:n]

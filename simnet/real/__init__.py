@@ -20,9 +20,10 @@ from simnet.network import Network
 from simnet.real.epoll import EpollPoller
 from simnet.real.faulty import (REAL_FAULTS, FaultyPoll, FaultySocket, RealSession,
                                 check_real_plan, plan_from_trace)
+from simnet import asyncore
+from simnet import timers as _timers
 from simnet.timers import TimerQueue
 
-_asyncore: Any = None
 
 __all__ = ["RealNetwork", "EpollPoller", "FaultySocket", "plan_from_trace", "REAL_FAULTS",
            "check_real_plan"]
@@ -58,7 +59,7 @@ class RealNetwork(Network):
     is_fake = False
 
     def __init__(self, faults: Any = None, trace: Any = None, seed: int = 0) -> None:
-        self.timers: TimerQueue = _state.real_timers
+        self.timers: TimerQueue = _timers.real_timers
         self.seed = seed
         self._session = RealSession(self, FaultPlan.coerce(faults), trace, seed)
         #: the plan at work (``faults.plan``, ``faults.fired``, ``faults.add``)
@@ -93,11 +94,8 @@ class RealNetwork(Network):
     @staticmethod
     def _mod() -> Any:
         # simnet.asyncore, whose socket/select/time globals are read at call
-        # time (tests monkeypatch them); imported late to avoid a cycle
-        global _asyncore
-        if _asyncore is None:
-            from simnet import asyncore as _asyncore
-        return _asyncore
+        # time (tests monkeypatch them)
+        return asyncore
 
     def socket(self, family: int = -1, type: int = -1, proto: int = -1) -> Any:
         mod = self._mod().socket
@@ -140,7 +138,7 @@ class RealNetwork(Network):
         pass first. Due timers (``simnet.call_later``) run, also while the
         map is empty.
         """
-        from simnet import asyncore
+        # lazy: the real network needs nothing else from simnet.fakesock
         from simnet.fakesock.network import SimulationTimeout
 
         if until is not None and not callable(until):
@@ -172,3 +170,9 @@ class RealNetwork(Network):
                 self.sleep(wait)
                 self.timers.run_due()
         return _time.monotonic() - start
+
+
+# simnet.asyncore uses these through _state's hooks: it cannot import this
+# package, which imports it (run() and EpollPoller drive its loop).
+_state.make_real_network = RealNetwork
+_state.make_epoll_poller = EpollPoller

@@ -24,6 +24,7 @@ from typing import Any
 
 from simnet import _state
 from simnet import asyncore as _asyncore
+from simnet import timers as _timers
 from simnet.real import faulty as _faulty
 
 __all__ = ["EpollPoller"]
@@ -171,7 +172,7 @@ class EpollPoller:
         if len(reg) > seen:  # channels that left the map
             for fd in [fd for fd in reg if fd not in map]:
                 self._drop(fd)
-        timers = _state.real_timers if _state.current is None else _state.current.timers
+        timers = _timers.real_timers if _state.current is None else _state.current.timers
         if timers._heap:
             timeout = timers.bound(timeout)[0]
         if self._always or ready:

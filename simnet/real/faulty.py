@@ -99,7 +99,9 @@ except ImportError:  # pragma: no cover
     _ioctl = None
     _FIONREAD = 0
 
-from simnet.faults import FaultEngine, FaultPlan, PlanError, Rule
+from simnet._sockbase import SocketIdentity
+from simnet.faults import (FaultEngine, FaultPlan, PlanError, Rule, disconnect_at_once,
+                           disconnect_targets_peer)
 from simnet.trace import Trace, error_name
 
 __all__ = ["FaultySocket", "RealSession", "REAL_FAULTS", "check_real_plan", "plan_from_trace"]
@@ -495,7 +497,7 @@ class FaultyPoll:
         return getattr(self._poll, name)
 
 
-class FaultySocket:
+class FaultySocket(SocketIdentity):
     """A kernel socket under a fault plan (and a trace).
 
     It has the socket methods a dispatcher program uses -- ``accept`` returns
@@ -561,17 +563,7 @@ class FaultySocket:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def family(self) -> _socket.AddressFamily:
-        return _socket.AddressFamily(self._family)
-
-    @property
-    def type(self) -> _socket.SocketKind:
-        return _socket.SocketKind(self._type)
-
-    @property
-    def proto(self) -> int:
-        return self._proto
+    # family, type, proto: from SocketIdentity (simnet/_sockbase.py)
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -766,24 +758,18 @@ class FaultySocket:
                 rule = self._retry_eagain("send", rule, True)
             if self._reset:
                 raise self._reset_error(True)
-            n = size
-            if rule is not None and rule.fault == "partial_send":
-                n = st.faults.size(rule, n, commit=False)
-            cut = None
-            if st.on_data and n and self._stream and not self._cut:
-                # a disconnect "after k bytes" cuts the stream at exactly k bytes
-                local, peer = self._addrs() if "data" in st.addr_ops else (None, None)
-                cut = st.faults.cut(conn=self._conn, side=self._side, local=local,
-                                    peer=peer, sent=self._sent, n=n)
-                if cut is not None and cut[1] == 0:
-                    # at the mark already: the disconnect acts now
-                    self._apply_disconnect(cut[0])
-                    cut = None
-                    if self._reset:
-                        raise self._reset_error(True)
-                elif cut is not None and cut[1] < n:
-                    n = cut[1]
-                    rule = None  # cut shorter by the disconnect: the partial send shows nothing
+            cutting = st.on_data and self._stream and not self._cut
+            local, peer = (self._addrs() if cutting and size and "data" in st.addr_ops
+                           else (None, None))
+            n, rule, cut = st.faults.shape_send(rule, size, conn=self._conn, side=self._side,
+                                                local=local, peer=peer, sent=self._sent,
+                                                cutting=cutting)
+            if cut is not None and cut[1] == 0:
+                # at the mark already: the disconnect acts now
+                self._apply_disconnect(cut[0])
+                cut = None
+                if self._reset:
+                    raise self._reset_error(True)
             if n < size and rule is not None and rule.fault == "partial_send":
                 st.faults.fire(st.faults.index(rule), "send", self._conn, self._fd)
             taken = kernel(view[:n]) if n < size else kernel(data)
@@ -998,8 +984,7 @@ class FaultySocket:
         """Whether this socket can apply *rule* (a ``side`` naming the other
         end needs that end to be ours, except for an RST, which resets both
         ends whoever sends it)."""
-        side = rule.params["side"]
-        if side is None or side == self._side or rule.params["mode"] == "rst":
+        if not disconnect_targets_peer(rule, self._side) or rule.params["mode"] == "rst":
             return True
         peer = self._peer
         return peer is not None and not peer._closed
@@ -1011,8 +996,7 @@ class FaultySocket:
 
         def ready(rule: Rule) -> bool:
             # "at once" rules; an after_bytes rule acts in the send reaching its mark
-            p = rule.params
-            return p["at"] is None and p["after_bytes"] is None and self._can_cut(rule)
+            return disconnect_at_once(rule) and self._can_cut(rule)
 
         self._disconnect_if(ready)
 
@@ -1036,8 +1020,7 @@ class FaultySocket:
         if i is None or not st.faults.fire(i, "data", self._conn, self._fd):
             return
         target = self
-        side = rule.params["side"]
-        if side is not None and side != self._side and self._peer is not None \
+        if disconnect_targets_peer(rule, self._side) and self._peer is not None \
                 and not self._peer._closed:
             target = self._peer
         if rule.params["mode"] == "rst":

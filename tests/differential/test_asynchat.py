@@ -128,14 +128,14 @@ def scenario_terminators(env, rec, *, in_buffer_size):
 
 
 @pytest.mark.parametrize("in_buffer_size", [65536, 3], ids=["in64k", "in3"])
-def test_terminators(use_poll, in_buffer_size):
+def test_terminators(differential, in_buffer_size):
     """Bytes terminators (incl. a 2- and a 5-byte one split across sends and
     an empty record), an int terminator (counting down across reads, and
     followed by more data in the same read), None, and changing the
     terminator inside found_terminator. With ac_in_buffer_size=3 the reader
     itself splits every terminator; the records and the state between steps
     are the same."""
-    rec = run_everywhere(scenario_terminators, use_poll=use_poll, in_buffer_size=in_buffer_size)
+    rec = differential.everywhere(scenario_terminators, in_buffer_size=in_buffer_size)
     crlf, multi = b"\r\n", b"\r\n.\r\n"
 
     def after(step, buffered, terminator):
@@ -247,6 +247,8 @@ def test_random_terminators(use_poll, plan, pieces, in_buffer_size):
     generated chunkings of a generated stream: both implementations make
     the same found_terminator calls and leave the same state after each
     piece; and the records, with their terminators, add up to the stream."""
+    # (no ``differential`` fixture here: Hypothesis refuses function-scoped
+    # fixtures, so this test parametrizes use_poll itself)
     rec = run_everywhere(scenario_random_terminators, use_poll=use_poll,
                          plan=plan, pieces=pieces, in_buffer_size=in_buffer_size)
     events = rec["chat"]
@@ -371,7 +373,7 @@ def scenario_producers(env, rec, *, kind):
 
 
 @pytest.mark.parametrize("kind", ["simple", "custom", "large"])
-def test_producers(use_poll, kind):
+def test_producers(differential, kind):
     """simple: push_with_producer(simple_producer(3000 bytes, buffer_size=64))
     -- more() hands out 46 x 64 bytes, the 56-byte rest, then b''.
     custom: push / a producer class of our own / push, with
@@ -379,7 +381,7 @@ def test_producers(use_poll, kind):
     kept. large: push() of 200 KiB > ac_out_buffer_size (64 KiB) is queued
     as 64 KiB slices. Each ends with close_when_done(): the client reads all
     of it, then end of stream."""
-    rec = run_everywhere(scenario_producers, use_poll=use_poll, kind=kind)
+    rec = differential.everywhere(scenario_producers, kind=kind)
     if kind == "simple":
         body, handed_out, fifo = SIMPLE_DATA, [64] * 46 + [56, 0], []
     elif kind == "custom":
@@ -452,13 +454,13 @@ def scenario_close_when_done(env, rec, *, pending):
 
 
 @pytest.mark.parametrize("pending", [True, False], ids=["pending-output", "empty-queue"])
-def test_close_when_done(use_poll, pending):
+def test_close_when_done(differential, pending):
     """close_when_done() queues a close marker: the channel stays open until
     everything queued before it is sent (200 KiB here), then closes; data
     pushed *after* the marker is never sent and is still in producer_fifo at
     handle_close. With an empty queue it closes on the next write event, not
     inside close_when_done() itself."""
-    rec = run_everywhere(scenario_close_when_done, use_poll=use_poll, pending=pending)
+    rec = differential.everywhere(scenario_close_when_done, pending=pending)
     server = [("request", b"GET"), ("close_when_done() returned", {"connected": True})]
     if pending:
         server += [("push() after close_when_done() returned", {"connected": True}),

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from .harness import (Recording, assert_same, normalize, pattern, run_each, run_everywhere,
+from .harness import (Recording, assert_same, normalize, pattern, run_each,
                       start_listener)
 
 # ---------------------------------------------------------------------------
@@ -81,13 +81,13 @@ def scenario_repr_and_accept(env, rec):
     show("connected, port not a number", odd)
 
 
-def test_repr_and_accept_none(use_poll):
+def test_repr_and_accept_none(differential):
     """__repr__ is '<module.Class [listening|connected] [host:port] at 0x<id>>'
     (the id part is exactly %#x of id(); masked here, like ports): 'listening'
     needs accepting *and* an address; an address that does not format as
     host:port is shown with repr(). accept() with nothing pending returns
     None; with a pending connection, (socket, address)."""
-    rec = run_everywhere(scenario_repr_and_accept, use_poll=use_poll)
+    rec = differential.everywhere(scenario_repr_and_accept)
     idle = f"{__name__}.scenario_repr_and_accept.<locals>.Idle"
     assert rec["reprs"] == [
         ("dispatcher()", "<asyncore.dispatcher at 0xID>", True),
@@ -191,13 +191,13 @@ def scenario_backpressure(env, rec):
     listener.close()
 
 
-def test_send_returns_zero_when_buffers_are_full(use_poll):
+def test_send_returns_zero_when_buffers_are_full(differential):
     """With the peer not reading (small SO_SNDBUF / SO_RCVBUF), repeated
     dispatcher.send() calls take bytes until the kernel refuses: then send()
     returns 0 (EWOULDBLOCK) -- no exception, no handle_close, the channel
     stays connected. dispatcher_with_send keeps the refused bytes in
     out_buffer and the loop delivers them all once the peer reads."""
-    rec = run_everywhere(scenario_backpressure, use_poll=use_poll)
+    rec = differential.everywhere(scenario_backpressure)
     assert rec["client"] == [
         ("handle_connect",),
         ("dispatcher.send() until it returns 0",
@@ -275,20 +275,20 @@ STDLIB_HANDLE_CLOSE_RAISES = [
 ]
 
 
-def test_handle_close_raising_during_recv__stdlib(use_poll):
+def test_handle_close_raising_during_recv__stdlib(differential):
     """Reference: when recv() reads end of stream, the stdlib calls
     handle_close *inside* recv's try block; a disconnect OSError
     (ECONNRESET here) raised by that handle_close is caught by recv itself,
     which calls handle_close again and returns b'' -- handle_read carries on,
     and handle_error is never called (select and poll alike)."""
-    rec = run_each(scenario_handle_close_raises_during_recv, use_poll=use_poll)["stdlib"]
+    rec = differential.each(scenario_handle_close_raises_during_recv)["stdlib"]
     assert rec["client"] == STDLIB_HANDLE_CLOSE_RAISES
 
 
-def test_handle_close_raising_during_recv__same_everywhere(use_poll):
+def test_handle_close_raising_during_recv__same_everywhere(differential):
     """simnet matches the stdlib recording above: recv() absorbs a
     disconnect error raised by its own handle_close."""
-    assert_same(run_each(scenario_handle_close_raises_during_recv, use_poll=use_poll))
+    assert_same(differential.each(scenario_handle_close_raises_during_recv))
 
 
 def scenario_push_str(env, rec):
@@ -360,11 +360,11 @@ def scenario_use_encoding(env, rec):
     env.run_until(lambda: not env.in_map(channel), "the channel to close")
 
 
-def test_use_encoding_with_str_recv__stdlib(use_poll):
+def test_use_encoding_with_str_recv__stdlib(differential):
     """Reference: with use_encoding set and a socket whose recv() returns
     str, the stdlib's handle_read fails (it calls bytes(str, encoding) on
     the *type* str -- a stdlib bug), so handle_error then handle_close."""
-    rec = run_each(scenario_use_encoding, use_poll=use_poll)["stdlib"]
+    rec = differential.each(scenario_use_encoding)["stdlib"]
     events = rec["chat"]
     assert events[0] == ("terminator", b"\n")
     assert events[1] == ("handle_error", "TypeError", "encoding without a string argument")
@@ -372,12 +372,12 @@ def test_use_encoding_with_str_recv__stdlib(use_poll):
     assert events[3:] == [("handle_close",)]
 
 
-def test_use_encoding_with_str_recv__simnet_fixes_the_stdlib_bug(use_poll):
+def test_use_encoding_with_str_recv__simnet_fixes_the_stdlib_bug(differential):
     """A documented, deliberate difference: simnet encodes the received str
     (the stdlib passes the *type* str to bytes() and always fails), so the
     records arrive: found_terminator(b'hello'), found_terminator(b'world'),
     then handle_close."""
-    rec = run_each(scenario_use_encoding, use_poll=use_poll)
+    rec = differential.each(scenario_use_encoding)
     ours = [r for name, r in rec.items() if name != "stdlib"]
     assert ours, "no simnet target ran"
     for r in ours:

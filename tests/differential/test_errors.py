@@ -4,7 +4,7 @@ import builtins
 
 import pytest
 
-from .harness import Recording, event_names, run_everywhere, start_listener
+from .harness import Recording, event_names, start_listener
 
 # ---------------------------------------------------------------------------
 # 10. handle_error
@@ -90,20 +90,20 @@ def scenario_handler_raises(env, rec, *, where):
 
 
 @pytest.mark.parametrize("where", ["handle_read", "broken-repr", "found_terminator", "handle_connect"])
-def test_handler_raises(use_poll, where):
+def test_handler_raises(differential, where):
     """An exception in a handler (handle_read; the same with a __repr__ that
     fails too; async_chat's found_terminator; a client's handle_connect)
     goes to handle_error, which logs it through log_info('error') -- the
     channel's repr, the exception, and the frames of compact_traceback --
     then calls handle_close; the channel leaves the map. A client whose
     handle_connect raised is closed still 'connecting', never 'connected'."""
-    rec = run_everywhere(scenario_handler_raises, use_poll=use_poll, where=where)
-    dispatch = "readwrite" if use_poll else "read"
+    rec = differential.everywhere(scenario_handler_raises, where=where)
+    dispatch = "readwrite" if differential.use_poll else "read"
     local = f"{__name__}.scenario_handler_raises.<locals>"
     if where == "handle_connect":
         raiser = "client"
         expected_error = ("handle_error", "RuntimeError", "boom in handle_connect")
-        dispatch = "readwrite" if use_poll else "write"
+        dispatch = "readwrite" if differential.use_poll else "write"
         frames = (f"[asyncore.py|{dispatch}] [asyncore.py|handle_write_event] "
                   "[asyncore.py|handle_connect_event] [test_errors.py|handle_connect]")
         who = f"<{local}.Client HOST:PORT at 0xID>"
@@ -200,11 +200,11 @@ def scenario_exit_now(env, rec, *, exc_name):
 
 
 @pytest.mark.parametrize("exc_name", ["ExitNow", "SystemExit", "KeyboardInterrupt"])
-def test_exit_now_propagates(use_poll, exc_name):
+def test_exit_now_propagates(differential, exc_name):
     """ExitNow raised in a handler (also SystemExit and KeyboardInterrupt)
     propagates out of loop() unchanged: handle_error and handle_close are
     not called and the channel stays in the map, connected."""
-    rec = run_everywhere(scenario_exit_now, use_poll=use_poll, exc_name=exc_name)
+    rec = differential.everywhere(scenario_exit_now, exc_name=exc_name)
     assert rec["driver"] == [
         ("loop() raised", exc_name, "leave the loop", True),
         ("after the exception", {"server in map": True, "server connected": True}),

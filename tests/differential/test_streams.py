@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from .harness import Recording, event_names, pattern, run_everywhere, start_listener, summary
+from .harness import Recording, event_names, pattern, start_listener, summary
 
 # ---------------------------------------------------------------------------
 # 1. echo
@@ -72,12 +72,12 @@ def scenario_echo(env, rec, *, size):
 
 
 @pytest.mark.parametrize("size", [16, 300_000], ids=["16B", "300kB"])
-def test_echo(use_poll, size):
+def test_echo(differential, size):
     """A dispatcher_with_send client sends a message (small, or larger than
     the 64 KiB slice dispatcher_with_send hands to one send()), the server
     echoes it with dispatcher_with_send, the client closes once it has it all,
     and the server gets handle_close from the end of stream."""
-    rec = run_everywhere(scenario_echo, use_poll=use_poll, size=size)
+    rec = differential.everywhere(scenario_echo, size=size)
     message = b"client-0:" + pattern(size)
     assert rec == {
         "client-0": [("handle_connect",), ("data", summary(message)), ("all echoed: close()",)],
@@ -124,21 +124,21 @@ def scenario_connect_refused(env, rec):
     env.run_until(lambda: not env.in_map(client), "the client to leave the map")
 
 
-def test_connect_refused(use_poll):
+def test_connect_refused(differential):
     """Connecting to a port nobody listens on: on Linux the non-blocking
     connect() returns (EINPROGRESS) and the refusal comes back through the
     loop -- a read event whose handle_connect_event raises
     ConnectionRefusedError, which goes to handle_error (logged), then
     handle_close, still 'connecting'. handle_connect, handle_read,
     handle_write and handle_expt are never called."""
-    rec = run_everywhere(scenario_connect_refused, use_poll=use_poll)
+    rec = differential.everywhere(scenario_connect_refused)
     events = rec["client"]
     assert event_names(events) == ["connect() returned", "handle_error", "log_info", "handle_close"]
     assert events[0][1] == {"connected": False, "connecting": True}
     assert events[1] == ("handle_error", "ConnectionRefusedError",
                          "[Errno %d] %s" % (errno.ECONNREFUSED, "Connection refused"))
     kind, level, message = events[2]
-    dispatch = "readwrite" if use_poll else "read"
+    dispatch = "readwrite" if differential.use_poll else "read"
     assert level == "error"
     assert message.startswith(
         "uncaptured python exception, closing channel "
@@ -211,12 +211,11 @@ def scenario_peer_closes_mid_stream(env, rec, *, announced, sent):
 
 
 @pytest.mark.parametrize("sent", [10, 200_000], ids=["10B", "200kB"])
-def test_peer_closes_mid_stream(use_poll, sent):
+def test_peer_closes_mid_stream(differential, sent):
     """The server announces 1 MB, sends only part of it and closes. The
     client reads everything that was sent, then gets handle_close exactly
     once (from recv() returning end of stream)."""
-    rec = run_everywhere(scenario_peer_closes_mid_stream, use_poll=use_poll,
-                         announced=1_000_000, sent=sent)
+    rec = differential.everywhere(scenario_peer_closes_mid_stream, announced=1_000_000, sent=sent)
     assert rec == {
         "client-0": [
             ("handle_connect",),
@@ -309,7 +308,7 @@ def scenario_half_close(env, rec, *, size):
 
 
 @pytest.mark.parametrize("size", [100, 150_000], ids=["100B", "150kB"])
-def test_half_close(use_poll, size):
+def test_half_close(differential, size):
     """The client sends, then shutdown(SHUT_WR). The server receives all the
     data, then end of stream -> handle_close; the connection still carries
     its reply the other way. When the server finally closes, the client gets
@@ -317,9 +316,9 @@ def test_half_close(use_poll, size):
     end of stream (first call), then the same readwrite() pass handles the
     POLLHUP of a socket shut down both ways (second call). That is the
     stdlib's behaviour, and simnet must reproduce it."""
-    rec = run_everywhere(scenario_half_close, use_poll=use_poll, size=size)
+    rec = differential.everywhere(scenario_half_close, size=size)
     message = b"client-0:" + pattern(size)
-    closes = [("handle_close",)] * (2 if use_poll else 1)
+    closes = [("handle_close",)] * (2 if differential.use_poll else 1)
     assert rec == {
         "client-0": [
             ("handle_connect",),
@@ -402,13 +401,13 @@ def scenario_many_clients(env, rec, *, clients):
     listener.close()
 
 
-def test_many_clients(use_poll):
+def test_many_clients(differential):
     """20 clients, one loop: each sends a request line, the async_chat server
     pushes a reply and close_when_done(). Every client sees connect, its own
     reply, then handle_close; every server connection one line then
     handle_close; the listener 20 handle_accepted."""
     n = 20
-    rec = run_everywhere(scenario_many_clients, use_poll=use_poll, clients=n)
+    rec = differential.everywhere(scenario_many_clients, clients=n)
     expected = {"listener": [("handle_accepted",)] * n}
     for i in range(n):
         line = b"client-%02d:hello" % i
@@ -435,13 +434,13 @@ def scenario_accept_storm(env, rec, *, clients):
     listener.close()
 
 
-def test_accept_storm(use_poll):
+def test_accept_storm(differential):
     """50 clients connect before the loop runs (a backlog of 128 holds them
     all). Each gets its own handle_accepted; afterwards accept() with nothing
     pending returns None, and a spurious read event on the listener
     (handle_accept -> accept() is None) does not call handle_accepted."""
     n = 50
-    rec = run_everywhere(scenario_accept_storm, use_poll=use_poll, clients=n)
+    rec = differential.everywhere(scenario_accept_storm, clients=n)
     assert rec["listener"] == [("handle_accepted",)] * n
     assert rec["driver"] == [
         ("connecting before the first pass", n),
@@ -526,18 +525,18 @@ def scenario_recv_after_peer_close(env, rec, *, how):
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
-def test_recv_after_peer_close(use_poll, how):
+def test_recv_after_peer_close(differential, how):
     """The peer closes ('close': end of stream; 'reset': it closes with
     unread data, so the kernel sends RST and recv() fails with ECONNRESET).
     Either way recv() calls handle_close and returns b'' to handle_read,
     which carries on. After a reset, poll also reports POLLHUP|POLLERR in
     the same pass, so readwrite() calls handle_close a second time."""
-    rec = run_everywhere(scenario_recv_after_peer_close, use_poll=use_poll, how=how)
+    rec = differential.everywhere(scenario_recv_after_peer_close, how=how)
     client = [("handle_connect",)]
     if how == "reset":
         client.append(("send", len(b"never read")))
     client += [("handle_read",), ("handle_close", "inside recv"), ("recv returned", b"")]
-    if how == "reset" and use_poll:
+    if how == "reset" and differential.use_poll:
         client.append(("handle_close", "from the loop"))
     server = [("readable",)] if how == "reset" else []
     assert rec == {
