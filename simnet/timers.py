@@ -398,7 +398,7 @@ def call_later(delay: float, callback: Callable[..., Any], *args: Any) -> TimerH
     True
     """
     net = _state.current
-    return (_state.real_timers if net is None else net.timers).call_later(delay, callback, *args)
+    return (real_timers if net is None else net.timers).call_later(delay, callback, *args)
 
 
 def call_at(when: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
