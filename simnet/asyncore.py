@@ -151,6 +151,11 @@ def poll(timeout=0.0, map=None):
     if map is None:
         map = socket_map
     if map:
+        if not _state.simple:
+            net = _state.current
+            if net is not None and net.is_fake and not net._faulty:
+                _poll_fake(timeout, map, net)
+                return
         r = []
         w = []
         e = []
@@ -207,6 +212,145 @@ def poll(timeout=0.0, map=None):
             timers.run_due()
     else:
         _run_timers_without_map()
+
+
+def _poll_fake(timeout, map, net):
+    """:func:`poll` while the fake network *net* is current and has no fault
+    plan: the same pass, in fewer steps when *net* owns the map (the usual
+    case).
+
+    Every channel is asked ``readable()``/``writable()`` in map order, as
+    always. Then, instead of ``_state.network_for_map`` and
+    ``FakeNetwork.select``: the map's keys are all *net*'s file numbers and
+    its first channel's socket is *net*'s (what ``network_for_map`` checks),
+    and when no network event is due (so ``select`` would process none),
+    readiness is read from ``net``'s sockets by :func:`_select_fake`, with
+    the same idle-pass accounting, shuffle and trace record as ``select``.
+    In every other case (a socket of another network or a real one, keys
+    that are socket objects, events due, a file number closed by a
+    predicate, a timeout of another type) the pass finishes through
+    ``network_for_map`` and the network's ``select`` with the lists already
+    built: no channel is asked twice, and errors are ``select``'s."""
+    r = []
+    w = []
+    e = []
+    odd = False  # a listening channel that is only "writable" (in e alone)
+    for fd, obj in list(map.items()):
+        is_r = obj.readable()
+        is_w = obj.writable()
+        if is_r:
+            r.append(fd)
+        if is_w:
+            # a listening socket is never offered for writing
+            if not obj.accepting:
+                w.append(fd)
+            elif not is_r:
+                odd = True
+        if is_r or is_w:
+            e.append(fd)
+    fds = net._fds
+    events = net._events
+    if (map and map.keys() <= fds.keys() and not net._faulty
+            and getattr(getattr(next(iter(map.values())), "socket", None), "network", net) is net):
+        maps = net._maps
+        if not maps or maps[0] is not map:
+            net._note_map(map)
+        fast = not (events and events[0][0] <= net._now)
+    else:
+        net = _state.network_for_map(map) or _default_real()
+        if net.is_fake:
+            net._note_map(map)
+        fast = False
+    timers = net.timers
+    pending = timers._heap  # the live heap list (never replaced)
+    if pending:
+        timeout = timers.bound(timeout)[0]
+    if not e:
+        net.sleep(timeout)
+        if pending:
+            timers.run_due()
+        return
+    rw = None
+    if fast and (timeout is None or (timeout.__class__ is float and 0.0 <= timeout < 9.2e9)):
+        rw = _select_fake(net, r, w, e if odd else (), timeout)
+    if rw is None:
+        r, w, e = net.select(r, w, e, timeout)
+    else:
+        r, w = rw
+        e = ()
+    for fd in r:
+        obj = map.get(fd)
+        if obj is not None:
+            read(obj)
+    for fd in w:
+        obj = map.get(fd)
+        if obj is not None:
+            write(obj)
+    for fd in e:
+        obj = map.get(fd)
+        if obj is not None:
+            _exception(obj)
+    if pending:
+        timers.run_due()
+
+
+def _select_fake(net, r, w, x, timeout):
+    """``net.select(r, w, ...)`` when *net* has no fault plan and no event
+    due, and *timeout* is None or a valid float: the same steps in the same
+    order as ``FakeNetwork.select``, without its generic checks. Returns
+    ``(readable, writable)``, or None when a file number is not open (then
+    ``select`` itself must run, and raise)."""
+    fds = net._fds
+    try:
+        for fd in x:  # only when a channel is in x alone (else x is in r or w)
+            fds[fd]
+        # (FakeSocket._sel_r/_sel_w inlined for connected streams, as in select)
+        rr = [fd for fd in r
+              if ((y := (s := fds[fd])._end) is not None and not s._closed
+                  and (y.rbuf or y.fin_rcvd or y.rd_shut or y.reset or y.err))
+              or (y is None and s._sel_r())]
+        wr = [fd for fd in w
+              if ((y := (s := fds[fd])._end) is not None and not s._closed
+                  and (y.wr_shut or y.reset or len(y.sq) < y.scap or y.err))
+              or (y is None and s._sel_w())]
+    except KeyError:
+        return None
+    pumping = net._pumping
+    if not pumping:
+        # the idle-pass accounting (FakeNetwork._pass_start); when the pass
+        # was idle and the clock moved, readiness is read again if anything
+        # happened meanwhile (an event ran)
+        if net._mark == (net.activity, net._now):
+            before = net.activity
+            if net._pass_start(bool(rr or wr) or timeout == 0) and net.activity != before:
+                rr = [fd for fd in r if fds[fd]._sel_r()]
+                wr = [fd for fd in w if fds[fd]._sel_w()]
+        elif net._spins:
+            net._end_streak()
+    if not (rr or wr) and timeout != 0:
+        rs = [fds[fd] for fd in r]
+        ws = [fds[fd] for fd in w]
+
+        def ready():
+            return any(s._sel_r() for s in rs) or any(s._sel_w() for s in ws)
+
+        net._wait(timeout, ready)
+        rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
+        wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
+    if rr or wr:
+        net._served += len(rr) + len(wr)
+    if not pumping:
+        net._mark = (net.activity, net._now)
+    if net.shuffle:
+        rr, wr = net._order(rr), net._order(wr)
+    tr = net._tr
+    if tr is not None:
+        tr += (5, net._now, "ready", -1, rr, wr)
+        if net._tr_bytes > 1 << 26:
+            # bound the payload bytes a long traced run keeps in memory
+            net.trace.digest_flat()
+            net._tr_bytes = 0
+    return rr, wr
 
 
 def _run_timers_without_map():

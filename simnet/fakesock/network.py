@@ -575,7 +575,11 @@ class FakeNetwork(_Connections, Network):
                 target = self._now + cost
                 if limit is not None and limit < target:
                     target = max(limit, self._now)
-                self._wait_until(target, _never)
+                events = self._events
+                if events and events[0][0] <= target:
+                    self._wait_until(target, _never)
+                elif target > self._now:
+                    self._now = target  # (what _wait_until does with no event due)
             return
         # a livelock: nothing the loop does changes anything
         target = self._next_change()
@@ -942,7 +946,10 @@ class FakeNetwork(_Connections, Network):
               or (e is None and s._sel_w())]
         # if the pass since the last wait changed nothing, it was an idle pass
         # (see the class doc)
-        if not self._pumping and self._pass_start(bool(rr or wr) or timeout == 0):
+        # (readiness is read again only if an event ran while the clock moved)
+        before = self.activity
+        if (not self._pumping and self._pass_start(bool(rr or wr) or timeout == 0)
+                and self.activity != before):
             rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
             wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
         if self._faulty and (rr or wr or timeout == 0):
@@ -1379,7 +1386,9 @@ class _FakePoll:
             net._process_due()
         results = self._results()
         # the pass before may have been idle (see FakeNetwork)
-        if not net._pumping and net._pass_start(bool(results) or seconds == 0):
+        before = net.activity  # (read again only if an event ran while the clock moved)
+        if (not net._pumping and net._pass_start(bool(results) or seconds == 0)
+                and net.activity != before):
             results = self._results()
         if net._faulty and (results or seconds == 0):
             net._signal_wait(0.0, lambda: True)  # an eintr rule's handler may raise
