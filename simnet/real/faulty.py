@@ -82,7 +82,6 @@ from __future__ import annotations
 import errno
 import functools
 import heapq
-import io
 import itertools
 import os
 import random
@@ -924,38 +923,6 @@ class FaultySocket(SocketIdentity):
             return self._sock.recv_into(view, 0, flags)  # not counted, as recv(0)
         self._n_recv += 1
         return self._recv(asked, lambda n: self._sock.recv_into(view, n, flags), 0, view, flags)
-
-    def makefile(self, mode: str = "r", buffering: int | None = None, *,
-                 encoding: str | None = None, errors: str | None = None,
-                 newline: str | None = None) -> Any:
-        """A file object over the wrapper, as ``socket.makefile`` gives: what
-        is read or written through it goes through the plan (and the trace).
-        As in CPython, ``close()`` keeps the descriptor open until every file
-        object made here is closed too."""
-        if not set(mode) <= {"r", "w", "b"}:
-            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
-        writing = "w" in mode
-        reading = "r" in mode or not writing
-        binary = "b" in mode
-        raw = _socket.SocketIO(self, ("r" if reading else "") + ("w" if writing else ""))  # type: ignore[arg-type]
-        self._io_refs += 1
-        if buffering is None or buffering < 0:
-            buffering = io.DEFAULT_BUFFER_SIZE
-        if buffering == 0:
-            if not binary:
-                raise ValueError("unbuffered streams must be binary")
-            return raw
-        if reading and writing:
-            buffer: Any = io.BufferedRWPair(raw, raw, buffering)
-        elif reading:
-            buffer = io.BufferedReader(raw, buffering)
-        else:
-            buffer = io.BufferedWriter(raw, buffering)
-        if binary:
-            return buffer
-        text = io.TextIOWrapper(buffer, encoding, errors, newline)
-        text.mode = mode  # type: ignore[misc]
-        return text
 
     def _decref_socketios(self) -> None:
         # a file object made by makefile() was closed (called by SocketIO)
