@@ -12,6 +12,11 @@ from typing import Any, Callable
 _V6ONLY = getattr(_socket, "IPV6_V6ONLY", 26)
 
 
+def _dual_stack(sock: Any) -> bool:
+    """Does this AF_INET6 socket take IPv4 too (IPV6_V6ONLY off)?"""
+    return not sock._opts.get((_socket.IPPROTO_IPV6, _V6ONLY), 0)
+
+
 def _wild(family: int) -> str:
     return "0.0.0.0" if family == _socket.AF_INET else "::"
 
@@ -28,6 +33,18 @@ class _Connections:
             for other in self._bound.get((family, sock._type, bip, port), ()):
                 if not (reuse and other._reuse() and other._state != "listening"):
                     return True
+        # A dual-stack IPv6 socket on :: (IPV6_V6ONLY off, Linux's default)
+        # holds the port for IPv4 too, and is refused a port IPv4 holds.
+        others: list = []
+        if family == _socket.AF_INET:
+            others = [o for o in self._bound.get((_socket.AF_INET6, sock._type, "::", port), ())
+                      if _dual_stack(o)]
+        elif family == _socket.AF_INET6 and ip == "::" and _dual_stack(sock):
+            for bip in self._ports.get((_socket.AF_INET, sock._type, port), {}):
+                others += self._bound.get((_socket.AF_INET, sock._type, bip, port), ())
+        for other in others:
+            if not (reuse and other._reuse() and other._state != "listening"):
+                return True
         if sock._type == _socket.SOCK_STREAM:
             # TIME_WAIT: reusable only if both the new socket and the old one
             # had SO_REUSEADDR
@@ -138,8 +155,7 @@ class _Connections:
         """An AF_INET6 listener on ``::`` port *port* that also takes IPv4
         connections (IPV6_V6ONLY off, Linux's default), or None."""
         for sock in reversed(self._listening.get((_socket.AF_INET6, type_, "::", port), ())):
-            if (not sock._closed and sock._state == "listening"
-                    and not sock._opts.get((_socket.IPPROTO_IPV6, _V6ONLY), 0)):
+            if not sock._closed and sock._state == "listening" and _dual_stack(sock):
                 return sock
         return None
 

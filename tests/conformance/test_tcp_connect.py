@@ -323,3 +323,34 @@ def test_a_v6only_ipv6_listener_refuses_ipv4_clients(backend):
     cli.settimeout(5.0)
     with pytest.raises(ConnectionRefusedError):
         cli.connect(("127.0.0.1", lst.getsockname()[1]))
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM], ids=["tcp", "udp"])
+@pytest.mark.parametrize("first, second, refused", [
+    ((socket.AF_INET6, "::", 0), (socket.AF_INET, "127.0.0.1", 0), True),
+    ((socket.AF_INET6, "::", 0), (socket.AF_INET, "0.0.0.0", 0), True),
+    ((socket.AF_INET6, "::", 1), (socket.AF_INET, "127.0.0.1", 0), False),
+    ((socket.AF_INET, "127.0.0.1", 0), (socket.AF_INET6, "::", 0), True),
+    ((socket.AF_INET, "127.0.0.1", 0), (socket.AF_INET6, "::", 1), False),
+    ((socket.AF_INET, "0.0.0.0", 0), (socket.AF_INET6, "::", 0), True),
+    ((socket.AF_INET6, "::1", 0), (socket.AF_INET, "127.0.0.1", 0), False),
+], ids=["v6dual-v4", "v6dual-v4any", "v6only-v4", "v4-v6dual", "v4-v6only", "v4any-v6dual",
+        "v6loop-v4"])
+def test_a_dual_stack_bind_holds_the_port_for_both_families(backend, kind, first, second, refused):
+    """An AF_INET6 socket bound to ``::`` without IPV6_V6ONLY and an AF_INET
+    socket cannot hold the same port (EADDRINUSE either way round)."""
+    def make(family, host, v6only, port):
+        s = backend.socket(family, kind)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        s.bind((host, port))
+        return s
+
+    a = make(*first, 0)
+    port = a.getsockname()[1]
+    if refused:
+        with pytest.raises(OSError) as info:
+            make(*second, port)
+        assert info.value.errno == errno.EADDRINUSE
+    else:
+        assert make(*second, port).getsockname()[1] == port
