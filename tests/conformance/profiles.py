@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import io
 import socket
-import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -263,6 +262,7 @@ def run_udp(backend: Backend, ops: list) -> list:
     socks = {"a": backend.udp_socket(), "b": backend.udp_socket()}
     addrs = {"a": socks["a"].getsockname(), "b": socks["b"].getsockname(),
              "dead": backend.refused_addr(socket.AF_INET, socket.SOCK_DGRAM)}
+    names = {addr: name for name, addr in addrs.items()}
     out = []
     for op in ops:
         if op[0] == "burst":
@@ -278,39 +278,8 @@ def run_udp(backend: Backend, ops: list) -> list:
                 sent += 1
             out.append(("burst", sent, err))
         else:
-            out.extend(_udp_one(backend, socks, addrs, op))
+            out.append(test_udp_ops.datagram_op(backend, socks, addrs, names, op))
     return out
-
-
-def _udp_one(backend: Backend, socks: dict, addrs: dict, op: tuple) -> list:
-    names = {addr: name for name, addr in addrs.items()}
-    kind, *args = op
-    try:
-        if kind == "sendto":
-            result = socks[args[0]].sendto(test_udp_ops._payload(args[2]), addrs[args[1]])
-        elif kind == "send":
-            result = socks[args[0]].send(test_udp_ops._payload(args[1]))
-        elif kind == "recv":
-            data = socks[args[0]].recv(args[1])
-            result = (len(data), zlib.crc32(data))
-        elif kind == "recvfrom":
-            data, src = socks[args[0]].recvfrom(args[1])
-            result = (len(data), zlib.crc32(data), names.get(src, "?"))
-        elif kind == "connect":
-            result = socks[args[0]].connect_ex(addrs[args[1]])
-        elif kind == "settle":
-            result = backend.settle()
-        elif kind == "ready":
-            result = backend.readiness(socks[args[0]])
-        elif kind == "error":
-            result = socks[args[0]].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        else:
-            result = socks[args[0]].close()
-        return [("ok", result)]
-    except OSError as exc:
-        return [("raise", type(exc).__name__, exc.errno)]
-    except ValueError as exc:
-        return [("raise", "ValueError", str(exc)[:20])]
 
 
 # ---------------------------------------------------------------------------
@@ -348,45 +317,20 @@ def run_unix_dgram(backend: Backend, ops: list) -> list:
     names = {addr: name for name, addr in addrs.items()}
     out: list = []
     for op in ops:
-        kind, *args = op
-        try:
-            if kind == "sendto":
-                result = socks[args[0]].sendto(test_udp_ops._payload(args[2]), addrs[args[1]])
-            elif kind == "send":
-                result = socks[args[0]].send(test_udp_ops._payload(args[1]))
-            elif kind == "recv":
-                data = socks[args[0]].recv(args[1])
-                result = (len(data), zlib.crc32(data))
-            elif kind == "recvfrom":
-                data, src = socks[args[0]].recvfrom(args[1])
-                result = (len(data), zlib.crc32(data), names.get(src, repr(src)))
-            elif kind == "connect":
-                result = socks[args[0]].connect_ex(addrs[args[1]])
-            elif kind == "burst":
-                sock, target, size, count = socks[args[0]], addrs[args[1]], args[2], args[3]
-                sent = 0
-                err = None
-                for _ in range(count):
-                    try:
-                        sock.sendto(b"x" * size, target)
-                    except OSError as exc:
-                        err = (type(exc).__name__, exc.errno)
-                        break
-                    sent += 1
-                result = (sent, err)
-            elif kind == "settle":
-                result = backend.settle()
-            elif kind == "ready":
-                result = backend.readiness(socks[args[0]])
-            elif kind == "error":
-                result = socks[args[0]].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            else:
-                result = socks[args[0]].close()
-            out.append(("ok", result))
-        except OSError as exc:
-            out.append(("raise", type(exc).__name__, exc.errno))
-        except ValueError as exc:
-            out.append(("raise", "ValueError", str(exc)[:20]))
+        if op[0] != "burst":
+            out.append(test_udp_ops.datagram_op(backend, socks, addrs, names, op, unnamed=repr))
+            continue
+        sock, target, size, count = socks[op[1]], addrs[op[2]], op[3], op[4]
+        sent = 0
+        err = None
+        for _ in range(count):
+            try:
+                sock.sendto(b"x" * size, target)
+            except OSError as exc:
+                err = (type(exc).__name__, exc.errno)
+                break
+            sent += 1
+        out.append(("ok", (sent, err)))
     return out
 
 

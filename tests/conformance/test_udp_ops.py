@@ -10,6 +10,7 @@ by port, so the real kernel's recording is the reference for every backend.
 from __future__ import annotations
 
 import socket
+from typing import Any
 import zlib
 
 import pytest
@@ -49,36 +50,43 @@ def run_udp_ops(backend: Backend, ops: list) -> list:
     addrs = {"a": socks["a"].getsockname(), "b": socks["b"].getsockname(),
              "dead": backend.refused_addr(socket.AF_INET, socket.SOCK_DGRAM)}
     names = {addr: name for name, addr in addrs.items()}
-    out = []
-    for op in ops:
-        kind, *args = op
-        try:
-            if kind == "sendto":
-                result = socks[args[0]].sendto(_payload(args[2]), addrs[args[1]])
-            elif kind == "send":
-                result = socks[args[0]].send(_payload(args[1]))
-            elif kind == "recv":
-                data = socks[args[0]].recv(args[1])
-                result = (len(data), zlib.crc32(data))
-            elif kind == "recvfrom":
-                data, src = socks[args[0]].recvfrom(args[1])
-                result = (len(data), zlib.crc32(data), names.get(src, "?"))
-            elif kind == "connect":
-                result = socks[args[0]].connect_ex(addrs[args[1]])
-            elif kind == "settle":
-                result = backend.settle()
-            elif kind == "ready":
-                result = backend.readiness(socks[args[0]])
-            elif kind == "error":
-                result = socks[args[0]].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            else:
-                result = socks[args[0]].close()
-            out.append(("ok", result))
-        except OSError as exc:
-            out.append(("raise", type(exc).__name__, exc.errno))
-        except ValueError as exc:
-            out.append(("raise", "ValueError", str(exc)[:20]))
-    return out
+    return [datagram_op(backend, socks, addrs, names, op) for op in ops]
+
+
+def datagram_op(backend: Backend, socks: dict, addrs: dict, names: dict, op: tuple,
+                unnamed: Any = lambda src: "?") -> tuple:
+    """The outcome of one datagram op (sendto/send/recv/recvfrom/connect/
+    settle/ready/error/close) on the sockets *socks*; a source address that
+    is none of *names*' is shown as ``unnamed(src)``. Shared with the UDP and
+    unix-dgram profiles of :mod:`.profiles`."""
+    kind, *args = op
+    try:
+        if kind == "sendto":
+            result = socks[args[0]].sendto(_payload(args[2]), addrs[args[1]])
+        elif kind == "send":
+            result = socks[args[0]].send(_payload(args[1]))
+        elif kind == "recv":
+            data = socks[args[0]].recv(args[1])
+            result = (len(data), zlib.crc32(data))
+        elif kind == "recvfrom":
+            data, src = socks[args[0]].recvfrom(args[1])
+            name = names.get(src)
+            result = (len(data), zlib.crc32(data), unnamed(src) if name is None else name)
+        elif kind == "connect":
+            result = socks[args[0]].connect_ex(addrs[args[1]])
+        elif kind == "settle":
+            result = backend.settle()
+        elif kind == "ready":
+            result = backend.readiness(socks[args[0]])
+        elif kind == "error":
+            result = socks[args[0]].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        else:
+            result = socks[args[0]].close()
+        return ("ok", result)
+    except OSError as exc:
+        return ("raise", type(exc).__name__, exc.errno)
+    except ValueError as exc:
+        return ("raise", "ValueError", str(exc)[:20])
 
 
 def record(backend_cls: type[Backend], ops: list) -> list:
