@@ -39,9 +39,15 @@ from simnet.asyncore import (
 from simnet.network import Network, current_network
 from simnet.real import EpollPoller, RealNetwork
 from simnet.faults import FaultPlan, PlanError, Rule
-from simnet.replay import ReplayDivergence, record, replay
 from simnet.timers import TimerHandle, call_at, call_later, clock
-from simnet.trace import Trace, TraceError
+from simnet.traces.trace import Trace, TraceError
+# The old module names, aliases of simnet.traces.trace/.replay. Imported here,
+# before the function ``replay`` is bound below, so that a later
+# ``import simnet.replay`` finds the module loaded and leaves the attribute
+# ``simnet.replay`` (the function) alone.
+import simnet.trace  # noqa: E402,F401
+import simnet.replay  # noqa: E402,F401
+from simnet.traces.replay import ReplayDivergence, record, replay
 
 if hasattr(asyncore, "file_dispatcher"):
     from simnet.asyncore import file_dispatcher, file_wrapper  # noqa: F401

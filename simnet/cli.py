@@ -33,8 +33,8 @@ import click
 from simnet import __version__
 from simnet.examples import demo as demos
 from simnet.faults import FaultPlan, PlanError
-from simnet.replay import ReplayDivergence, load_scenario, record, replay as run_replay
-from simnet.trace import Trace, TraceError
+from simnet.traces.replay import ReplayDivergence, load_scenario, record, replay as run_replay
+from simnet.traces.trace import Trace, TraceError
 from simnet.traces.html import render_html
 from simnet.traces.views import (DEFAULT_KINDS, KINDS, TraceView, arrows_ok, header_lines,
                                  summary_lines, summary_text, timeline_lines, timeline_rows)

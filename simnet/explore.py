@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from simnet.faults import FAULTS, FaultPlan
-from simnet.replay import load_scenario, scenario_name
+from simnet.traces.replay import load_scenario, scenario_name
 
 __all__ = ["explore", "Failure", "run_chunk", "shrink_failure", "trace_failure", "ChunkResult",
            "Found", "chunks", "failure_key",
@@ -315,7 +315,7 @@ def run_chunk(scenario: str, first: int, count: int, *, faults: Sequence[str] | 
 
 def _traced(fn: Callable[..., Any], scenario: str, plan: FaultPlan, seed: int,
             capture: _Capture) -> tuple[bytes, BaseException | None, list[str]]:
-    from simnet.replay import _run
+    from simnet.traces.replay import _run
 
     with capture.active():
         trace, error = _run(fn, seed, plan, {}, scenario)

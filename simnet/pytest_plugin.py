@@ -57,7 +57,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from simnet.faults import FaultPlan, PlanError
-from simnet.trace import check_network
+from simnet.traces.trace import check_network
 
 MARKER_KEYS = ("seed", "faults", "latency", "bandwidth", "sndbuf", "rcvbuf", "shuffle",
                "start_time", "pass_cost", "backends", "patch", "virtual_time")
@@ -256,7 +256,7 @@ def _check_trace_dir(base: str, path: str) -> str:
 
 
 def _load_replay(path: str) -> tuple[Any, str]:
-    from simnet.trace import Trace, TraceError
+    from simnet.traces.trace import Trace, TraceError
 
     try:
         trace = Trace.load(path)
@@ -897,7 +897,7 @@ _INSTALL_HINT = ("call simnet.install() before the application is imported (e.g.
 
 def _timeline(net: Any, trace_path: str | None, config: pytest.Config) -> list[str]:
     """The end of the run's timeline, as ``simnet trace show`` prints it."""
-    from simnet.trace import TraceError
+    from simnet.traces.trace import TraceError
     from simnet.traces.views import DEFAULT_KINDS, TraceView, timeline_lines, timeline_rows
 
     try:
@@ -918,7 +918,7 @@ def _timeline(net: Any, trace_path: str | None, config: pytest.Config) -> list[s
 
 
 def _check_replay(item: pytest.Item, run: _Run, report: pytest.TestReport) -> None:
-    from simnet.replay import ReplayDivergence, compare
+    from simnet.traces.replay import ReplayDivergence, compare
 
     s: _Settings = item.config.stash[_CONF]
     expected = s.replay.normalised()

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 import simnet
 from simnet.cli import TraceView, cli, main
 from simnet.examples import demo as demos
-from simnet.trace import Trace
+from simnet.traces.trace import Trace
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -13,7 +13,7 @@ import simnet
 from simnet.examples.echo import EchoClient, EchoServer
 from simnet.fakesock import FakeNetwork
 from simnet.faults import FaultPlan, PlanError, Rule
-from simnet.trace import Trace, TraceError
+from simnet.traces.trace import Trace, TraceError
 
 
 # -- helpers ----------------------------------------------------------------

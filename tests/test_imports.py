@@ -154,3 +154,24 @@ def test_the_real_network_fills_in_the_hooks_of_the_drop_in_module():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_trace_modules_have_one_home_and_the_old_names_alias_them():
+    """Issue 13.1: the trace format and replay live in ``simnet.traces``; the
+    old names are the same module objects (so a monkeypatch through either
+    reaches both), and ``simnet.replay`` stays the function after
+    ``import simnet.replay``."""
+    code = (
+        "import simnet.replay, simnet.trace, simnet\n"
+        "import simnet.traces.trace as t, simnet.traces.replay as r\n"
+        "assert simnet.trace is t and __import__('sys').modules['simnet.replay'] is r\n"
+        "assert callable(simnet.replay) and simnet.replay is r.replay\n"
+        "from simnet.trace import Trace; assert Trace is t.Trace\n"
+        "import simnet.traces as p; assert p.TraceView.__module__ == 'simnet.traces.views'\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+    assert not (PACKAGE / "trace.py").read_text().count("def ")
+    assert not (PACKAGE / "replay.py").read_text().count("def ")

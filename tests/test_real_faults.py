@@ -23,7 +23,7 @@ import simnet
 from simnet.fakesock import FakeNetwork
 from simnet.faults import FaultPlan, PlanError, Rule
 from simnet.real import EpollPoller, FaultySocket, RealNetwork, plan_from_trace
-from simnet.trace import Trace
+from simnet.traces.trace import Trace
 
 LOOPBACK = ("127.0.0.1", 0)
 

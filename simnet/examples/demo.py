@@ -39,7 +39,7 @@ from simnet.examples.echo import EchoClient, EchoServer
 from simnet.examples.mailer import SMTPClient
 from simnet.examples.smtp import SMTPChannel, SMTPServer
 from simnet.real import RealNetwork
-from simnet.trace import Trace, error_name
+from simnet.traces.trace import Trace, error_name
 
 __all__ = ["EXAMPLES", "DEFAULT_SEED", "DEFAULT_FAULTS", "SCENARIOS", "echo", "chat", "smtp",
            "run_real", "TracingRealNetwork"]
@@ -313,7 +313,7 @@ _CONNECTING = {0, _errno.EINPROGRESS, _errno.EALREADY, _errno.EAGAIN, _errno.EIS
 
 class _TracedSocket(_socket.socket):
     """A kernel socket that records its operations in a trace, in the
-    format of the fake network's (see :mod:`simnet.trace`)."""
+    format of the fake network's (see :mod:`simnet.traces.trace`)."""
 
     __slots__ = ("_sn_net", "_sn_fd", "_sn_conn", "_sn_busy")
 

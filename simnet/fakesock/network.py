@@ -25,7 +25,7 @@ from simnet.fakesock._connections import _Connections
 from simnet.faults import FaultEngine, FaultPlan, disconnect_at_once, disconnect_targets_peer
 from simnet.network import Network
 from simnet.timers import TimerHandle, TimerQueue
-from simnet.trace import Trace
+from simnet.traces.trace import Trace
 
 __all__ = ["FakeNetwork", "Deadlock", "SimulationTimeout", "Host"]
 
@@ -159,7 +159,7 @@ class FakeNetwork(_Connections, Network):
         faults: a :class:`~simnet.faults.FaultPlan` (or a list of rules, or
             JSON text): the faults to inject. ``net.faults.add(...)`` adds
             rules while it runs.
-        trace: record every operation: True keeps the :class:`~simnet.trace.Trace`
+        trace: record every operation: True keeps the :class:`~simnet.traces.trace.Trace`
             in ``net.trace``; a path also writes it there when the network closes.
         pass_cost: virtual seconds one *idle pass* costs (default 0.001).
 

@@ -40,7 +40,7 @@ class RealNetwork(Network):
     *faults* (anything ``FaultPlan.coerce`` takes) applies the rules kernel
     sockets can show -- partial_send, short_read, eagain, eintr, disconnect,
     refuse -- and refuses the others with a :class:`~simnet.faults.PlanError`
-    naming the rule; *trace* (None, True for a new :class:`~simnet.trace.Trace`,
+    naming the rule; *trace* (None, True for a new :class:`~simnet.traces.trace.Trace`,
     or a Trace to record into) records the run in ``net.trace``; *seed*
     seeds ``net.rng``, which draws probabilities and unbounded sizes. With
     rules or a trace, :meth:`socket` returns

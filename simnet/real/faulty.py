@@ -62,7 +62,7 @@ notices the swap (:data:`swaps`) and registers the descriptor again.
 
 Tracing
 -------
-With ``trace``, the network records the events of :mod:`simnet.trace`
+With ``trace``, the network records the events of :mod:`simnet.traces.trace`
 (``socket``, ``bind``, ``listen``, ``connect``, ``accept``, ``send``,
 ``recv``, ``shutdown``, ``close``, ``ready``, ``fault``) with times in
 seconds since the network was made, plus ``conn`` events
@@ -101,7 +101,7 @@ except ImportError:  # pragma: no cover
 from simnet._sockbase import SocketIdentity
 from simnet.faults import (FaultEngine, FaultPlan, PlanError, Rule, disconnect_at_once,
                            disconnect_targets_peer)
-from simnet.trace import Trace, error_name
+from simnet.traces.trace import Trace, error_name
 
 __all__ = ["FaultySocket", "RealSession", "REAL_FAULTS", "check_real_plan", "plan_from_trace"]
 

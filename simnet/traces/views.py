@@ -1,6 +1,6 @@
 """Trace views: what a trace says, ready to show.
 
-:class:`TraceView` analyses a :class:`~simnet.trace.Trace` -- its sockets
+:class:`TraceView` analyses a :class:`~simnet.traces.trace.Trace` -- its sockets
 (lifelines), connections, the bytes paired send to read, the fault plan --
 and the text renderers turn it into the timeline and summary that
 ``simnet trace show`` prints (:func:`timeline_rows`, :func:`timeline_lines`,
@@ -18,7 +18,7 @@ import sys
 from typing import Any, Callable, Iterable, TextIO
 
 from simnet.faults import FaultPlan, PlanError, Rule
-from simnet.trace import Trace, TraceError
+from simnet.traces.trace import Trace, TraceError
 
 __all__ = ["KINDS", "DEFAULT_KINDS", "TraceView", "Sock", "Message", "timeline_rows",
            "timeline_lines", "summary_lines", "summary_text", "header_lines", "plain",
@@ -116,7 +116,7 @@ class TraceView:
     socket each event belongs to, the connections, the arrows, the fault
     plan, and the demo's notes and labels if the header has them.
 
-    Raises :class:`~simnet.trace.TraceError` when the trace is
+    Raises :class:`~simnet.traces.trace.TraceError` when the trace is
     inconsistent in a way that stops it being shown.
     """
 
