@@ -21,6 +21,7 @@ import zlib
 from typing import Any, Callable, Iterable
 
 from simnet import _state
+from simnet.fakesock import resolver
 from simnet.fakesock._connections import _Connections
 from simnet.faults import FaultEngine, FaultPlan, disconnect_at_once, disconnect_targets_peer
 from simnet.network import Network
@@ -117,20 +118,6 @@ class Host:
 
     def __repr__(self) -> str:
         return f"<Host {self.name} {' '.join(self.addresses)}>"
-
-
-def _normalise_ip(host: str, family: int) -> str:
-    """Canonical text of an IP address of *family*, or raise gaierror."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
-    if family == _socket.AF_INET and ip.version != 4:
-        raise _socket.gaierror(_socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-    if family == _socket.AF_INET6 and ip.version != 6:
-        if ip.version == 4:
-            return "::ffff:" + str(ip)
-    return str(ip)
 
 
 class FakeNetwork(_Connections, Network):
@@ -691,32 +678,20 @@ class FakeNetwork(_Connections, Network):
         return host
 
     def resolve(self, host: Any, family: int) -> str:
-        """The IP text for *host* (a name, an IP, or '' for any) in *family*."""
-        cached = self._resolved.get((host, family))
+        """The IP text a socket of *family* uses for *host* in an address
+        (a name of this network, an IP literal, ``''`` for the wildcard);
+        raises what a real socket raises (:func:`resolver.socket_address`)."""
+        key = (host, family)
+        try:
+            cached = self._resolved.get(key)
+        except TypeError:  # a bytearray
+            return resolver.socket_address(self._names, host, family)
         if cached is not None:
             return cached
-        ip = self._resolve(host, family)
+        ip = resolver.socket_address(self._names, host, family)
         if len(self._resolved) < 4096:
-            self._resolved[(host, family)] = ip
+            self._resolved[key] = ip
         return ip
-
-    def _resolve(self, host: Any, family: int) -> str:
-        if isinstance(host, bytes):
-            host = host.decode("idna")
-        if not isinstance(host, str):
-            raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
-        if host == "":
-            return "0.0.0.0" if family == _socket.AF_INET else "::"
-        if host == "<broadcast>":
-            return "255.255.255.255"
-        names = self._names.get(host.lower())
-        if names is not None:
-            want = 4 if family == _socket.AF_INET else 6
-            for ip in names:
-                if ipaddress.ip_address(ip).version == want:
-                    return ip
-            raise _socket.gaierror(_socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
-        return _normalise_ip(host, family)
 
     def unlink(self, path: str | bytes) -> None:
         """Remove a Unix socket path left behind by a closed socket (what
