@@ -20,8 +20,10 @@ imports below are for type checkers only). The other networks reach
 
 from __future__ import annotations
 
+import os as _os
+import stat as _stat
 import threading
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover -- type-only: no import at run time
     from simnet.network import Network
@@ -112,7 +114,7 @@ def network_for_map(map: dict[Any, Any]) -> Network | None:
         if net is not None and net.is_fake and keys <= net._fds.keys() and _owned(map, net):
             return net
         return _single_owner(map)
-    _mixed(map)
+    return _mixed(map)
 
 
 def _key_owner(key: Any, obj: Any) -> tuple[bool, Any]:
@@ -154,16 +156,44 @@ def _for_object_keys(map: dict[Any, Any], real_net: Network | None) -> Network |
     if not fake:
         return real_net
     if real:
-        _mixed(map)
+        return _mixed(map)
     if owner is None:
         raise ValueError("the map holds fake file numbers but no fake sockets; was a "
                          "channel's socket replaced or closed outside simnet?")
     return owner
 
 
-def _mixed(map: dict[Any, Any]) -> NoReturn:
-    real_entry = next((k, o) for k, o in map.items() if not _key_owner(k, o)[0])
+def is_local_fd(key: Any) -> bool:
+    """Is *key* (a number, or an object with ``fileno()``) an open kernel
+    descriptor that is not a socket: a pipe, a file, a terminal? A fake
+    network's loop polls such descriptors for real, next to its sockets
+    (:mod:`simnet.fakesock.local`)."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        fd = key
+    else:
+        try:
+            fd = key.fileno()
+        except Exception:  # noqa: BLE001 - not a descriptor at all
+            return False
+        if not isinstance(fd, int):
+            return False
+    if fd < 0 or fd >= FAKE_FD_BASE:
+        return False
+    try:
+        return not _stat.S_ISSOCK(_os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _mixed(map: dict[Any, Any]) -> Network:
+    """The fake network of a map that also holds kernel descriptors: allowed
+    when they are all local (pipes, files), a ``ValueError`` when one is a
+    real socket."""
     fake = _single_owner({k: o for k, o in map.items() if _key_owner(k, o)[0]})
+    real_entry = next(((k, o) for k, o in map.items()
+                       if not _key_owner(k, o)[0] and not is_local_fd(k)), None)
+    if real_entry is None:
+        return fake
     raise ValueError(
         f"the map mixes real and fake sockets (real fd {real_entry[0]!r}: {real_entry[1]!r}; "
         f"fake sockets of {fake!r}); one loop can wait on one network only: create "

@@ -21,7 +21,7 @@ import zlib
 from typing import Any, Callable, Iterable
 
 from simnet import _state
-from simnet.fakesock import resolver
+from simnet.fakesock import local, resolver
 from simnet.fakesock._connections import _Connections
 from simnet.faults import FaultEngine, FaultPlan, disconnect_at_once, disconnect_targets_peer
 from simnet.network import Network
@@ -901,11 +901,16 @@ class FakeNetwork(_Connections, Network):
             rs = [fds[fd] for fd in r]
             ws = [fds[fd] for fd in w]
         except (KeyError, TypeError):
+            if any(map(_state.is_local_fd, r)) or any(map(_state.is_local_fd, w)):
+                # a pipe or a file next to the sockets: polled for real
+                return local.select(self, r, w, x, timeout, self.select)
             # objects with fileno() (sockets): select.select returns the same objects
             rs = [self._sock_for(fd) for fd in r]
             ws = [self._sock_for(fd) for fd in w]
         for fd in x:
             if fd not in fds:
+                if _state.is_local_fd(fd):
+                    return local.select(self, r, w, x, timeout, self.select)
                 self._sock_for(fd)
         if self._events:
             self._process_due()
@@ -1312,21 +1317,31 @@ class _FakePoll:
     def __init__(self, net: FakeNetwork) -> None:
         self._net = net
         self._fds: dict[int, int] = {}
+        #: pipes and files registered too (polled for real: fakesock.local)
+        self._local = local.LocalPoll()
+
+    def _table(self, fd: int) -> dict[int, int]:
+        if fd < _state.FAKE_FD_BASE and (fd in self._local.fds or _state.is_local_fd(fd)):
+            return self._local.fds
+        return self._fds
 
     def register(self, fd: Any, eventmask: int = _POLLIN | _POLLPRI | _POLLOUT) -> None:
-        self._fds[_poll_fd(fd)] = eventmask
+        fd = _poll_fd(fd)
+        self._table(fd)[fd] = eventmask
 
     def modify(self, fd: Any, eventmask: int) -> None:
         fd = _poll_fd(fd)
-        if fd not in self._fds:
+        table = self._table(fd)
+        if fd not in table:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-        self._fds[fd] = eventmask
+        table[fd] = eventmask
 
     def unregister(self, fd: Any) -> None:
         fd = _poll_fd(fd)
-        if fd not in self._fds:
+        table = self._table(fd)
+        if fd not in table:
             raise KeyError(fd)
-        del self._fds[fd]
+        del table[fd]
 
     def _results(self) -> list[tuple[int, int]]:
         out = []
@@ -1353,6 +1368,11 @@ class _FakePoll:
             seconds = timeout / 1000.0
         else:
             seconds = None
+        if self._local.fds:
+            return local.poll(self._local, seconds, self._poll)
+        return self._poll(seconds)
+
+    def _poll(self, seconds: float | None) -> list[tuple[int, int]]:
         net = self._net
         for fd in self._fds:
             if fd < _state.FAKE_FD_BASE:

@@ -78,14 +78,27 @@ def patch_socket_module(net: Any, time: bool = False) -> Iterator[Any]:
             return [], [], []
         if not any(fake):
             return real_select(r, w, x, timeout)
-        if not all(fake):
+        local_fds = [fd for fd, f in zip(fds, fake) if not f]
+        if local_fds and not all(map(_state.is_local_fd, local_fds)):
             raise ValueError("select() was given both real and fake sockets; a fake "
                              f"socket is waited on by its network ({net!r}) only")
+        if local_fds:
+            # pipes and files next to fake sockets are polled for real
+            # (simnet.fakesock.local); one of them ready ends the wait too
+            lr = [o for o in r if _fd(o) < _state.FAKE_FD_BASE]
+            lw = [o for o in w if _fd(o) < _state.FAKE_FD_BASE]
+            fr = [o for o in r if _fd(o) >= _state.FAKE_FD_BASE]
+            fw = [o for o in w if _fd(o) >= _state.FAKE_FD_BASE]
+
+            def ready() -> bool:
+                return _any_ready(fr, fw) or any(real_select(lr, lw, [], 0)[:2])
+        else:
+            def ready() -> bool:
+                return _any_ready(r, w)
         by_fd = {_fd(o): o for o in r + w + x}
         # (a timeout select.select would reject is left to net.select() to report)
         if ((timeout is None or (type(timeout) in (int, float) and 0 < timeout < 9.2e9))
-                and pollers.serve_while_waiting(net, fds, timeout, lambda: _any_ready(r, w),
-                                                "select()")):
+                and pollers.serve_while_waiting(net, fds, timeout, ready, "select()")):
             timeout = 0.0
         rr, ww, xx = net.select([_fd(o) for o in r], [_fd(o) for o in w],
                                 [_fd(o) for o in x], timeout)
