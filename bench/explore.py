@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from simnet import explore as ex  # noqa: E402
 from simnet.fakesock import FakeNetwork  # noqa: E402
-from simnet.replay import load_scenario  # noqa: E402
+from simnet.traces.replay import load_scenario  # noqa: E402
 
 SCENARIOS = ["simnet.examples.buggy:scenario", "simnet.examples.demo:chat"]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -955,3 +956,44 @@ def test_plan_from_trace_of_a_loaded_file(tmp_path):
     assert plan.rules == [Rule("short_read", max_bytes=1,
                                where={"conn": 2, "side": "server", "call": 1})]
     assert FaultPlan.from_json(plan.to_json()) == plan
+
+
+def test_sendall_in_timeout_mode_has_one_deadline_for_the_whole_call():
+    """CPython's ``sendall`` gives the whole call the socket's timeout, not
+    each send: a reader that drains a little at a time (so every single send
+    completes well within the timeout) cannot stretch it. Under a partial
+    send plan the faulty socket sends in many pieces; the call must still
+    end at its deadline."""
+    stop = threading.Event()
+    with RealNetwork(faults=[Rule("partial_send", max_bytes=4096)]) as net:
+        lst = net.socket()
+        lst.bind(LOOPBACK)
+        lst.listen(1)
+        cli = net.socket()
+        cli.connect(lst.getsockname())
+        srv, _ = lst.accept()
+
+        def drain() -> None:
+            # a slow reader: 16 kB every 20 ms, until told to stop (bounded)
+            for _ in range(5000):
+                if stop.wait(0.02):
+                    return
+                try:
+                    srv.recv(16384)
+                except OSError:
+                    return
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        try:
+            cli.settimeout(0.5)
+            start = time.monotonic()
+            with pytest.raises(TimeoutError):
+                cli.sendall(b"x" * (64 << 20))  # 64 MB: minutes at the reader's pace
+            assert time.monotonic() - start < 10.0
+            assert cli.gettimeout() == 0.5  # the socket's timeout is left as it was
+        finally:
+            stop.set()
+            reader.join(5)
+            for s in (cli, srv, lst):
+                s.close()

@@ -808,11 +808,28 @@ class FaultySocket(SocketIdentity):
         return rule
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        """Send everything, one :meth:`send` (faults included) at a time."""
+        """Send everything, one :meth:`send` (faults included) at a time.
+
+        In timeout mode the whole call has one deadline, as CPython's
+        ``sendall`` has: each send waits only for what is left of it, and
+        ``TimeoutError`` ends the call when it passes."""
         view = memoryview(data).cast("B")
         done = 0
-        while done < len(view):
-            done += self.send(view[done:], flags)
+        timeout = self._sock.gettimeout()
+        if not timeout:  # blocking (None) or non-blocking (0.0): no deadline
+            while done < len(view):
+                done += self.send(view[done:], flags)
+            return
+        deadline = _monotonic() + timeout
+        try:
+            while done < len(view):
+                left = deadline - _monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out")
+                self._sock.settimeout(left)
+                done += self.send(view[done:], flags)
+        finally:
+            self._sock.settimeout(timeout)
 
     def sendto(self, data: Any, flags_or_addr: Any, addr: Any = None) -> int:
         if not self._stream:
