@@ -28,6 +28,7 @@ fake network's own table, in the order their addresses were added.
 from __future__ import annotations
 
 import socket as _socket
+import sys
 from typing import Any
 
 # glibc's codes and messages (gai_strerror)
@@ -150,7 +151,8 @@ def _port(service: Any, flags: int) -> tuple[int | None, bool]:
     if service is None:
         return None, True
     if type(service) is int:  # CPython: PyLong_CheckExact
-        if not -(2**63) <= service < 2**63:
+        if not -(2**63) <= service < 2**63 and sys.version_info < (3, 12):
+            # 3.11 formats the number as a C long; 3.12 on formats any int
             raise OverflowError("Python int too large to convert to C long")
         text = str(service)
     elif isinstance(service, (str, bytes)):
