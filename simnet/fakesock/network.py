@@ -804,7 +804,7 @@ class FakeNetwork(_Connections, Network):
 
     def _note_time_wait(self, t: tuple) -> None:
         """An actively closed connection's 4-tuple *t* enters TIME_WAIT."""
-        from simnet.fakesock.sockets import TIME_WAIT
+        from simnet.fakesock.tcp import TIME_WAIT
 
         tw = self._tw_tuples
         if len(tw) >= getattr(self, "_tw_purge_at", 65536):
