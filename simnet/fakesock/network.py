@@ -396,10 +396,7 @@ class FakeNetwork(_Connections, Network):
             if peer is not None:
                 peer.receive_rst()
         else:
-            target.rd_shut = True
-            if not target.wr_shut:
-                target.wr_shut = True
-                target.transmit()
+            target.shutdown(True, True)
         self.activity += 1
         return True
 
@@ -938,11 +935,11 @@ class FakeNetwork(_Connections, Network):
         # for every channel on every pass)
         rr = [fd for fd, s in zip(r, rs)
               if ((e := s._end) is not None and not s._closed
-                  and (e.rbuf or e.fin_rcvd or e.rd_shut or e.reset or e.err))
+                  and (e.rbuf or e.r_event))
               or (e is None and s._sel_r())]
         wr = [fd for fd, s in zip(w, ws)
               if ((e := s._end) is not None and not s._closed
-                  and (e.wr_shut or e.reset or len(e.sq) < e.scap or e.err))
+                  and (e.w_event or len(e.sq) < e.scap))
               or (e is None and s._sel_w())]
         # if the pass since the last wait changed nothing, it was an idle pass
         # (see the class doc)

@@ -478,7 +478,7 @@ class FakeSocket(SocketIdentity):
         sol = _socket.SOL_SOCKET
         if (level, optname) == (sol, _socket.SO_ERROR):
             if self._end is not None and self._end.err:
-                value, self._end.err = self._end.err, 0
+                value = self._end.take_error()
             else:
                 value, self._err = self._err, 0
         elif (level, optname) == (sol, _socket.SO_TYPE):
@@ -775,8 +775,9 @@ class FakeSocket(SocketIdentity):
         if (end is not None and type(data) is bytes and not flags and not self._closed and data
                 and not net._faulty):
             peer = end.peer
-            if (peer is not None and end.direct and not end.sq and not end.err
-                    and not end.wr_shut and not peer.detached and not peer.rd_shut):
+            # (w_event: wr_shut, reset or an error)
+            if (peer is not None and end.direct and not end.sq and not end.w_event
+                    and not peer.detached and not peer.rd_shut):
                 # fast path: nothing queued on a zero-latency link; the bytes go
                 # straight to the peer's receive buffer as far as it has room
                 n = len(data)
@@ -965,8 +966,7 @@ class FakeSocket(SocketIdentity):
                 return b""
             if code > 0:
                 raise _oserror(code)
-            self._wait(lambda: bool(end.rbuf) or end.fin_rcvd or bool(end.err) or end.reset or end.rd_shut,
-                       "recv()", flags, deadline)
+            self._wait(end.readable, "recv()", flags, deadline)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -1129,14 +1129,14 @@ class FakeSocket(SocketIdentity):
         """In select()'s readable list? (fast path of _poll_mask & (IN|HUP|ERR))"""
         end = self._end
         if end is not None and not self._closed:
-            return bool(end.rbuf) or end.fin_rcvd or end.rd_shut or end.reset or bool(end.err)
+            return bool(end.rbuf) or end.r_event
         return bool(self._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR))
 
     def _sel_w(self) -> bool:
         """In select()'s writable list? (fast path of _poll_mask & (OUT|ERR))"""
         end = self._end
         if end is not None and not self._closed:
-            return end.wr_shut or end.reset or len(end.sq) < end.scap or bool(end.err)
+            return end.w_event or len(end.sq) < end.scap
         return bool(self._poll_mask() & (_POLLOUT | _POLLERR))
 
     def _poll_mask(self) -> int:

@@ -52,7 +52,14 @@ class StreamEnd:
     (received, unread), ``sq`` and ``scap`` (send queue and SO_SNDBUF),
     ``rcap`` (SO_RCVBUF), ``fin_rcvd``, ``rd_shut``, ``wr_shut``,
     ``fin_sent``, ``reset``, ``err`` (SO_ERROR), ``detached`` (the socket is
-    closed; the end finishes sending). ``sock`` is the socket that owns the
+    closed; the end finishes sending). Readiness is kept up to date where the
+    state changes, in two flags: ``r_event`` (FIN received, shut for reading,
+    reset, or an error: readable even with nothing buffered) and ``w_event``
+    (shut for writing, reset, or an error: writable even with a full send
+    queue); so readable is ``rbuf or r_event`` and writable is
+    ``w_event or len(sq) < scap``. Whatever changes ``fin_rcvd``,
+    ``rd_shut``, ``wr_shut``, ``reset`` or ``err`` calls :meth:`_changed`.
+    ``sock`` is the socket that owns the
     end (None while it waits in an accept queue, and once closed), kept for
     the network's bookkeeping (fault reports name its fd); the end itself
     never calls it."""
@@ -60,7 +67,7 @@ class StreamEnd:
     __slots__ = ("net", "sock", "peer", "conn_id", "laddr", "raddr", "rbuf", "rcap",
                  "sq", "scap", "inflight", "fin_rcvd", "rd_shut", "wr_shut", "fin_sent",
                  "err", "reset", "detached", "link_free", "lat", "bw", "bytes_in", "bytes_out",
-                 "direct", "jitter", "sent", "side", "arrival", "unix")
+                 "direct", "jitter", "sent", "side", "arrival", "unix", "r_event", "w_event")
 
     def __init__(self, net: Any, sock: Any, laddr: Any, raddr: Any, conn_id: int,
                  rcap: int, scap: int, lat: float, bw: float | None, unix: bool = False) -> None:
@@ -93,6 +100,13 @@ class StreamEnd:
         self.bytes_in = 0
         self.bytes_out = 0
         self.unix = unix  # a Unix stream (its errors and poll bits differ from TCP's)
+        self.r_event = False  # fin_rcvd or rd_shut or reset or err (see the class doc)
+        self.w_event = False  # wr_shut or reset or err
+
+    def _changed(self) -> None:
+        """Recompute the readiness flags after a state change."""
+        self.r_event = self.fin_rcvd or self.rd_shut or self.reset or bool(self.err)
+        self.w_event = self.wr_shut or self.reset or bool(self.err)
 
     def __repr__(self) -> str:
         return f"<StreamEnd {self.describe()}>"
@@ -100,11 +114,11 @@ class StreamEnd:
     # -- questions the facade asks ---------------------------------------------
     def readable(self) -> bool:
         """In select()'s readable list (data, EOF, shut for reading, reset, error)?"""
-        return bool(self.rbuf) or self.fin_rcvd or self.rd_shut or self.reset or bool(self.err)
+        return bool(self.rbuf) or self.r_event
 
     def writable(self) -> bool:
         """In select()'s writable list (room to queue, shut, reset, error)?"""
-        return self.wr_shut or self.reset or len(self.sq) < self.scap or bool(self.err)
+        return self.w_event or len(self.sq) < self.scap
 
     def poll_mask(self) -> int:
         """What Linux's ``tcp_poll`` (``unix_poll`` for a Unix stream) says."""
@@ -133,7 +147,10 @@ class StreamEnd:
 
     def take_error(self) -> int:
         """SO_ERROR: the pending error, cleared by reading it (0: none)."""
-        code, self.err = self.err, 0
+        code = self.err
+        if code:
+            self.err = 0
+            self._changed()
         return code
 
     def read_result(self) -> int:
@@ -187,8 +204,10 @@ class StreamEnd:
         """``shutdown()``: stop reading and/or writing (a FIN follows the queue)."""
         if rd:
             self.rd_shut = True
+            self._changed()
         if wr and not self.wr_shut:
             self.wr_shut = True
+            self._changed()
             self.transmit()
 
     def transmit(self) -> None:
@@ -241,6 +260,7 @@ class StreamEnd:
             # a RST (and a socket still open reports the reset itself)
             if not peer.detached:
                 peer.err = errno.ECONNRESET
+                peer._changed()
             peer.send_rst()
             return
         peer.rbuf += chunk
@@ -252,6 +272,7 @@ class StreamEnd:
         if peer is None or self.reset:
             return
         peer.fin_rcvd = True
+        peer._changed()
         self.net.activity += 1
         if peer.detached and peer.fin_sent:
             peer.finish()
@@ -261,8 +282,10 @@ class StreamEnd:
         """The socket closed without aborting: shut both ways (a FIN follows
         whatever is queued); the end lives on until the connection is over."""
         self.rd_shut = True
+        self._changed()
         if not self.wr_shut:
             self.wr_shut = True
+            self._changed()
             self.transmit()
         if self.fin_sent and self.fin_rcvd:
             self.net._forget_end(self)
@@ -272,6 +295,7 @@ class StreamEnd:
         peer = self.peer
         self.sq.clear()
         self.reset = True
+        self._changed()
         self.peer = None
         if peer is not None and not peer.reset:
             if self.direct:
@@ -296,6 +320,7 @@ class StreamEnd:
             pass  # both FINs exchanged: the connection is closed already, nothing to report
         else:
             self.err = errno.EPIPE if self.fin_rcvd and not unix else errno.ECONNRESET
+        self._changed()
         self.net.activity += 1
         if self.detached:
             self.finish()
