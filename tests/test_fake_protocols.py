@@ -171,3 +171,35 @@ def test_a_connection_costs_few_gc_tracked_objects():
         per_connection = (len(gc.get_objects()) - before) / n
         assert per_connection <= 6, per_connection
         assert len(keep) == 2 * (n + 5)
+
+
+def test_options_and_call_counts_are_made_on_first_use():
+    """A socket reads the shared empty defaults until it sets an option or a
+    fault rule counts one of its calls; an accepted socket still inherits
+    SO_REUSEADDR and a fixed SO_SNDBUF from its listener, as on Linux."""
+    with FakeNetwork(seed=1) as net:
+        lst, cli, srv = _tcp_pair(net)
+        assert srv.getsockopt(S, socket.SO_REUSEADDR) == 0
+        assert "_opts" not in vars(srv) and "_calls" not in vars(cli)
+        lst.setsockopt(S, socket.SO_REUSEADDR, 1)
+        lst.setsockopt(S, socket.SO_SNDBUF, 8192)
+        assert "_opts" in vars(lst)
+        cli2 = net.socket()
+        cli2.connect(lst.getsockname())
+        srv2, _ = lst.accept()
+        assert srv2.getsockopt(S, socket.SO_REUSEADDR) == 1
+        assert srv2.getsockopt(S, socket.SO_SNDBUF) == 16384  # locked: not autotuned
+    plan = FaultPlan([Rule("eagain", op="recv", where={"call": 2})])
+    with FakeNetwork(seed=1, faults=plan) as net:
+        _, cli, srv = _tcp_pair(net)
+        srv.setblocking(False)
+        cli.send(b"ab")
+        assert srv.recv(1) == b"a"
+        try:
+            srv.recv(1)
+        except BlockingIOError:
+            pass
+        else:
+            raise AssertionError("the 2nd recv() should have failed with EAGAIN")
+        assert srv.recv(1) == b"b"
+        assert srv._calls["recv"] == 3 and cli._calls["send"] == 1

@@ -23,14 +23,16 @@ import math
 import operator
 import socket as _socket
 import struct
+from types import MappingProxyType
 from typing import Any
 
 from simnet._sockbase import SocketIdentity
-from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost
-from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF, TCP_SNDBUF_CONNECTED,
-                                 TIME_WAIT, Listener, StreamEnd)
+from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost  # noqa: F401
+from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF,  # noqa: F401
+                                 TCP_SNDBUF_CONNECTED, TIME_WAIT, Listener, StreamEnd)
 
-# (older names, kept for their users)
+# (names from before the protocols moved out, kept for their users; the
+# constants above are importable from here too)
 _End = StreamEnd
 _dgram_cost = dgram_cost
 
@@ -46,6 +48,10 @@ SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
 
 _MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
 _SO_SNDBUF = (_socket.SOL_SOCKET, _socket.SO_SNDBUF)
+
+# What a socket reads until it writes its own (see FakeSocket._set_opt/_count)
+_NO_OPTS: Any = MappingProxyType({})
+_NO_CALLS: Any = MappingProxyType({"send": 0, "recv": 0, "accept": 0, "connect": 0})
 
 #: Linux default buffers of a socket other than TCP (wmem_default /
 #: rmem_default; TCP's are in simnet.fakesock.tcp).
@@ -153,6 +159,12 @@ class FakeSocket(SocketIdentity):
     # stream's state is its StreamEnd, ``_end``.
     _listener: Listener | None = None
     _dq: DatagramQueue | None = None
+    #: options set (setsockopt, or inherited from the listener): a dict of
+    #: the socket's own once one is set
+    _opts: Any = _NO_OPTS
+    #: calls per operation, counted for fault rules (``call=``): a dict of the
+    #: socket's own once a call is counted
+    _calls: Any = _NO_CALLS
 
     @staticmethod
     def _default_buffers(net: Any, family: int, base: int) -> tuple[int, int]:
@@ -186,7 +198,6 @@ class FakeSocket(SocketIdentity):
         self._closed = False  # the descriptor is released (the kernel socket is gone)
         self._pyclosed = False  # close() was called (CPython's socket._closed)
         self._io_refs = 0
-        self._opts: dict[tuple[int, int], Any] = {}
         self._sndbuf, self._rcvbuf = self._default_buffers(net, family, base)
         self._state = "new"  # new, listening, connecting, connected, refused
         self._laddr: Any = None
@@ -201,7 +212,6 @@ class FakeSocket(SocketIdentity):
         # fault matching: connection number, side, calls per operation
         self._conn: int | None = None
         self._side: str | None = None
-        self._calls = {"send": 0, "recv": 0, "accept": 0, "connect": 0}
         self._announced = True  # a completed connect was reported by connect()
         self._shut = 0  # shutdown() on an unconnected socket still takes effect
         self._call_deadline: float | None = None  # sendall's deadline, across its sends
@@ -293,11 +303,25 @@ class FakeSocket(SocketIdentity):
         if self._closed:
             raise _oserror(errno.EBADF)
 
+    def _count(self, op: str) -> int:
+        """Count a call of *op* (for fault rules); its number."""
+        calls = self._calls
+        if calls is _NO_CALLS:
+            calls = self._calls = dict(_NO_CALLS)
+        calls[op] += 1
+        return calls[op]
+
+    def _set_opt(self, key: tuple[int, int], value: Any) -> None:
+        opts = self._opts
+        if opts is _NO_OPTS:
+            opts = self._opts = {}
+        opts[key] = value
+
     def _fault(self, op: str) -> Any:
         """Count this call of *op*; return the fault rule that fires, if any."""
-        self._calls[op] += 1
+        call = self._count(op)
         return self.network.faults.match(op, conn=self._conn, side=self._side, local=self._laddr,
-                                         peer=self._raddr, call=self._calls[op], fd=self._fd)
+                                         peer=self._raddr, call=call, fd=self._fd)
 
     def _trace(self, *event: Any) -> None:
         tr = self.network._tr
@@ -471,7 +495,7 @@ class FakeSocket(SocketIdentity):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError("a bytes-like object is required, not '%s'" % type(value).__name__)
             value = int(value)
-        self._opts[(level, optname)] = value
+        self._set_opt((level, optname), value)
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
         self._check()
@@ -575,7 +599,7 @@ class FakeSocket(SocketIdentity):
         sock._raddr = end.raddr
         sock._sndbuf = end.scap
         if _SO_SNDBUF in self._opts:
-            sock._opts[_SO_SNDBUF] = self._opts[_SO_SNDBUF]  # SOCK_SNDBUF_LOCK is inherited
+            sock._set_opt(_SO_SNDBUF, self._opts[_SO_SNDBUF])  # SOCK_SNDBUF_LOCK is inherited
         sock._rcvbuf = end.rcap
         sock._conn = end.conn_id
         sock._side = "server"
@@ -583,7 +607,8 @@ class FakeSocket(SocketIdentity):
         if self._family != AF_UNIX:
             sock._bound_key = (self._family, self._type, end.laddr[0], end.laddr[1])
             self.network._add_binding(sock._bound_key, sock)
-            sock._opts[(_socket.SOL_SOCKET, _socket.SO_REUSEADDR)] = int(self._reuse())
+            if self._reuse():  # (inherited; unset reads 0 as well)
+                sock._set_opt((_socket.SOL_SOCKET, _socket.SO_REUSEADDR), 1)
         self.network.activity += 1
         return sock, self._sockname(end.raddr) if end.raddr is not None else ""
 
@@ -690,9 +715,9 @@ class FakeSocket(SocketIdentity):
             # counted below: a failure at once, an EAGAIN if the caller sees it
             # (a non-blocking socket)
             self._raddr = key
-            self._calls["connect"] += 1
+            call = self._count("connect")
             found = net.faults.pick("connect", conn=self._conn, side=self._side, local=self._laddr,
-                                    peer=key, call=self._calls["connect"])
+                                    peer=key, call=call)
             rule = found[1] if found is not None else None
         if self._family == AF_UNIX:
             if key not in net._unix:
@@ -704,9 +729,9 @@ class FakeSocket(SocketIdentity):
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if net._faulty:
                 # only refuse and eagain apply to a Unix-socket connect (no SYN to time out)
-                self._calls["connect"] += 1
+                call = self._count("connect")
                 found = net.faults.pick("connect", conn=self._conn, side=self._side,
-                                        local=self._laddr, peer=key, call=self._calls["connect"],
+                                        local=self._laddr, peer=key, call=call,
                                         accept=lambda r: r.fault in ("refuse", "eagain"))
                 rule = found[1] if found is not None else None
                 if rule is not None and rule.fault == "refuse":
@@ -1141,6 +1166,9 @@ class FakeSocket(SocketIdentity):
 
     def _poll_mask(self) -> int:
         """What ``poll()`` would report for this socket now (Linux tcp_poll)."""
+        end = self._end
+        if end is not None and not self._closed:
+            return end.poll_mask()  # a connected stream (only those have an end)
         if self._closed:
             return 0
         dq = self._dq
@@ -1164,16 +1192,13 @@ class FakeSocket(SocketIdentity):
             return _POLLIN if self._listener.queue else 0
         if state == "connecting":
             return 0
-        end = self._end
-        if end is None:
-            # never connected, or a connect that failed
-            mask = _POLLOUT | _POLLHUP
-            if self._state == "refused" or self._shut & 1:
-                mask |= _POLLIN
-            if self._err:
-                mask |= _POLLERR | _POLLIN
-            return mask
-        return end.poll_mask()
+        # never connected, or a connect that failed
+        mask = _POLLOUT | _POLLHUP
+        if state == "refused" or self._shut & 1:
+            mask |= _POLLIN
+        if self._err:
+            mask |= _POLLERR | _POLLIN
+        return mask
 
     # -- closing -----------------------------------------------------------------------
     def close(self) -> None:
