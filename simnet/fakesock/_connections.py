@@ -78,10 +78,10 @@ class _Connections:
             else:
                 del self._shared[skey]
         if key[0] == "unix":
-            if self._unix.get(key[1]) is sock:
-                # the path stays, stale, as the file stays on disk: connect()
-                # gets ECONNREFUSED and bind() EADDRINUSE until net.unlink(path)
-                self._unix[key[1]] = None
+            # a path stays, stale, as the file stays on disk: connect() gets
+            # ECONNREFUSED and bind() EADDRINUSE until net.unlink(path); an
+            # abstract name is free again
+            self._unix.release(key[1], sock)
             return
         self._drop_binding(key, sock)
         listeners = self._listening.get(key)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 from simnet import _state
 from simnet.fakesock._connections import _Connections
+from simnet.fakesock.unixnames import UnixNames, canonical
 from simnet.faults import FaultEngine, FaultPlan, disconnect_at_once, disconnect_targets_peer
 from simnet.network import Network
 from simnet.timers import TimerHandle, TimerQueue
@@ -234,7 +235,7 @@ class FakeNetwork(_Connections, Network):
         self._bound: dict[tuple, list[Any]] = {}  # (family, ip, port) -> sockets
         self._ports: dict[tuple, dict[str, int]] = {}  # (family, port) -> {ip: users}
         self._listening: dict[tuple, list[Any]] = {}  # (family, ip, port) -> listeners
-        self._unix: dict[Any, Any] = {}  # path -> socket
+        self._unix = UnixNames()  # AF_UNIX paths and abstract names -> socket
         self._time_wait: dict[tuple, dict[str, float]] = {}  # (family, port) -> {ip: expiry}
         # connect()'s port choice: 4-tuples in use, in TIME_WAIT, per-destination cursors
         self._conn_tuples: dict[tuple, Any] = {}  # (family, lip, lport, rip, rport) -> socket
@@ -718,11 +719,9 @@ class FakeNetwork(_Connections, Network):
     def unlink(self, path: str | bytes) -> None:
         """Remove a Unix socket path left behind by a closed socket (what
         ``os.unlink`` does for a real one)."""
-        if path not in self._unix:
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-        if self._unix[path] is not None:
-            self._unix[path]._bound_key = None
-        del self._unix[path]
+        sock = self._unix.unlink(canonical(path))
+        if sock is not None:
+            sock._bound_key = None
 
     def is_local_ip(self, ip: str) -> bool:
         """Is *ip* an address of some host of this network, a loopback

@@ -28,6 +28,7 @@ from typing import Any
 
 from simnet._sockbase import SocketIdentity
 from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost  # noqa: F401
+from simnet.fakesock.unixnames import canonical as _unix_name
 from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF,  # noqa: F401
                                  TCP_SNDBUF_CONNECTED, TIME_WAIT, Listener, StreamEnd)
 
@@ -371,10 +372,9 @@ class FakeSocket(SocketIdentity):
         """Validate *address* as the kernel and CPython do; return the key form."""
         fam = self._family
         if fam == AF_UNIX:
-            if isinstance(address, (bytes, bytearray)):
-                return bytes(address)
-            if isinstance(address, str):
-                return address
+            if isinstance(address, (bytes, bytearray, str)):
+                # (a path as str, an abstract name as bytes, as CPython reports them)
+                return _unix_name(address)
             raise TypeError(f"{what}(): AF_UNIX address must be str or bytes, not {type(address).__name__}")
         if not isinstance(address, tuple):
             kind = "AF_INET" if fam == AF_INET else "AF_INET6"
@@ -434,15 +434,19 @@ class FakeSocket(SocketIdentity):
         self._check()
         key = self._parse(address, "bind")
         self._trace("bind", self._fd, key)
+        net = self.network
+        if self._family == AF_UNIX and key == "":
+            # Linux autobinds to an abstract name (a bound socket keeps its name)
+            if self._laddr is None:
+                self._laddr = net._unix.autobind(self)
+                self._bound_key = ("unix", self._laddr)
+            return
         if self._laddr is not None:
             raise _oserror(errno.EINVAL)
-        net = self.network
         if self._family == AF_UNIX:
-            if key in ("", b""):
-                raise _oserror(errno.EINVAL)
-            if key in net._unix:
-                raise _oserror(errno.EADDRINUSE)
-            net._unix[key] = self
+            code = net._unix.bind(key, self)
+            if code:
+                raise _oserror(code)
             self._laddr = key
             self._bound_key = ("unix", key)
             return
@@ -644,11 +648,9 @@ class FakeSocket(SocketIdentity):
                 self._autobind(key[0])
                 self._set_source(key[0])
             else:
-                if key not in net._unix:
-                    return errno.ENOENT
-                dest = net._unix[key]
-                if dest is None:
-                    return errno.ECONNREFUSED  # the path of a closed socket
+                code, dest = net._unix.find(key)
+                if code:
+                    return code  # (a missing path, a closed socket's, a free abstract name)
                 if dest._type != self._type:
                     return errno.EPROTOTYPE
                 if dest._raddr is not None and dest._raddr != self._laddr:
@@ -720,9 +722,10 @@ class FakeSocket(SocketIdentity):
                                     peer=key, call=call)
             rule = found[1] if found is not None else None
         if self._family == AF_UNIX:
-            if key not in net._unix:
+            code, listener = net._unix.find(key)
+            if code == errno.ENOENT:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            listener = net._unix[key]  # None: a stale path (its socket closed)
+            # (listener None: a stale path, or an abstract name nobody holds)
             if listener is not None and listener._type != self._type:
                 raise _oserror(errno.EPROTOTYPE)  # a datagram socket's path
             if listener is None or listener._state != "listening":
@@ -1113,12 +1116,10 @@ class FakeSocket(SocketIdentity):
             # Linux allocates the datagram (against SO_SNDBUF) before it
             # looks up the destination
             self._wait(lambda: dq.wmem < self._sndbuf, "sendto()")
-        if key not in net._unix:
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-        dest = net._unix[key]
-        if dest is None:
-            # the path of a closed socket
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+        code, dest = net._unix.find(key)
+        if code:
+            # a missing path; a closed socket's path, an abstract name nobody holds
+            raise _oserror(code)
         if dest._type != self._type:
             raise _oserror(errno.EPROTOTYPE)
         if dest._raddr is not None and dest._raddr != self._laddr:
