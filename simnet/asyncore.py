@@ -309,10 +309,10 @@ def _select_fake(net, r, w, x, timeout):
         # other than data and room, kept where the state changes)
         rr = [fd for fd in r
               if ((y := (s := fds[fd])._end) is not None and (y.rbuf or y.r_event))
-              or (y is None and s._sel_r())]
+              or (y is None and s._sel_r())] if r else []
         wr = [fd for fd in w
               if ((y := (s := fds[fd])._end) is not None and (y.w_event or len(y.sq) < y.scap))
-              or (y is None and s._sel_w())]
+              or (y is None and s._sel_w())] if w else []
     except KeyError:
         return None
     pumping = net._pumping

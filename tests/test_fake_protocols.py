@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import gc
 import pathlib
+import select
 import socket
 
 from hypothesis import given, settings
@@ -59,6 +60,27 @@ def test_a_listener_keeps_its_state_across_shutdown_and_listen_again():
         assert lst._listener is listener and listener.backlog == 3
 
 
+def _reference_mask(end):
+    """StreamEnd.poll_mask spelled out from the state (Linux tcp_poll /
+    unix_poll), without the flags or the fast path."""
+    IN, OUT, ERR, HUP = select.POLLIN, select.POLLOUT, select.POLLERR, select.POLLHUP
+    if end.reset:
+        return IN | OUT | HUP | (ERR if end.err else 0)
+    mask = 0
+    if end.rbuf or end.fin_rcvd or end.rd_shut:
+        mask |= IN
+    if end.wr_shut or end.scap - len(end.sq) > 0:
+        mask |= OUT
+    if (end.fin_rcvd or end.rd_shut) and end.wr_shut:
+        mask |= HUP
+    elif end.unix:
+        peer = end.peer
+        gone = peer is None or peer.detached
+        if (end.fin_rcvd or end.rd_shut or gone) and (end.wr_shut or gone or peer.rd_shut):
+            mask |= HUP | IN
+    return mask | (ERR if end.err else 0)
+
+
 def _flags_hold(socks):
     for s in socks:
         e = s._end
@@ -71,6 +93,7 @@ def _flags_hold(socks):
             assert end.w_event == bool(end.wr_shut or end.reset or end.err), end
             assert end.readable() == bool(end.rbuf or end.fin_rcvd or end.rd_shut or end.reset
                                           or end.err)
+            assert end.poll_mask() == _reference_mask(end), end
 
 
 _OPS = st.lists(st.tuples(st.sampled_from(["send", "recv", "shut_rd", "shut_wr", "shut_rdwr",
@@ -85,8 +108,8 @@ _OPS = st.lists(st.tuples(st.sampled_from(["send", "recv", "shut_rd", "shut_wr",
        disconnect=st.sampled_from([None, "rst", "fin"]))
 def test_readiness_flags_follow_every_state_change(ops, kind, latency, disconnect):
     """StreamEnd.r_event / w_event (what select() reads besides data and
-    room) equal what fin_rcvd, rd_shut, wr_shut, reset and err say, after
-    every operation, on TCP and Unix streams, with and without latency and
+    room) equal what fin_rcvd, rd_shut, wr_shut, reset and err say, and
+    poll_mask() (with its fast path) what the state says, after every operation, on TCP and Unix streams, with and without latency and
     disconnect faults."""
     plan = FaultPlan([Rule("disconnect", mode=disconnect, after_bytes=500)]) if disconnect else None
     with FakeNetwork(seed=3, latency=latency, faults=plan, rcvbuf=4096, sndbuf=4096) as net:

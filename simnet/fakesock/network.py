@@ -935,11 +935,11 @@ class FakeNetwork(_Connections, Network):
         rr = [fd for fd, s in zip(r, rs)
               if ((e := s._end) is not None and not s._closed
                   and (e.rbuf or e.r_event))
-              or (e is None and s._sel_r())]
+              or (e is None and s._sel_r())] if r else []
         wr = [fd for fd, s in zip(w, ws)
               if ((e := s._end) is not None and not s._closed
                   and (e.w_event or len(e.sq) < e.scap))
-              or (e is None and s._sel_w())]
+              or (e is None and s._sel_w())] if w else []
         # if the pass since the last wait changed nothing, it was an idle pass
         # (see the class doc)
         # (readiness is read again only if an event ran while the clock moved)
@@ -1359,7 +1359,9 @@ class _FakePoll:
                     net._sock_for(fd)  # raises the mixing error
                 out.append((fd, _POLLNVAL))
                 continue
-            ev = sock._poll_mask() & (mask | _POLLERR | _POLLHUP)
+            end = sock._end  # (a connected stream's mask straight from its end)
+            ev = (end.poll_mask() if end is not None and not sock._closed
+                  else sock._poll_mask()) & (mask | _POLLERR | _POLLHUP)
             if ev:
                 out.append((fd, ev))
         return out

@@ -1156,6 +1156,8 @@ class FakeSocket(SocketIdentity):
         end = self._end
         if end is not None and not self._closed:
             return bool(end.rbuf) or end.r_event
+        if self._state == "listening" and not self._closed:
+            return bool(self._listener.queue)  # (a listener's whole poll mask)
         return bool(self._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR))
 
     def _sel_w(self) -> bool:
@@ -1172,6 +1174,9 @@ class FakeSocket(SocketIdentity):
             return end.poll_mask()  # a connected stream (only those have an end)
         if self._closed:
             return 0
+        state = self._state
+        if state == "listening":
+            return _POLLIN if self._listener.queue else 0
         dq = self._dq
         if dq is not None:
             mask = _POLLOUT
@@ -1188,9 +1193,6 @@ class FakeSocket(SocketIdentity):
             if self._err:
                 mask |= _POLLERR
             return mask
-        state = self._state
-        if state == "listening":
-            return _POLLIN if self._listener.queue else 0
         if state == "connecting":
             return 0
         # never connected, or a connect that failed

@@ -122,6 +122,10 @@ class StreamEnd:
 
     def poll_mask(self) -> int:
         """What Linux's ``tcp_poll`` (``unix_poll`` for a Unix stream) says."""
+        if not (self.r_event or self.w_event) and not (
+                self.unix and (self.peer is None or self.peer.detached)):
+            # the usual case, nothing shut, reset or failed: data and room only
+            return (_POLLIN if self.rbuf else 0) | (_POLLOUT if len(self.sq) < self.scap else 0)
         if self.reset:
             mask = _POLLIN | _POLLOUT | _POLLHUP
             if self.err:
