@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import simnet.fakesock.dgram as dgram_mod
 import simnet.fakesock.tcp as tcp_mod
+import simnet.fakesock.unixnames as unixnames_mod
 from simnet.fakesock import FakeNetwork
 from simnet.fakesock.dgram import DatagramQueue
 from simnet.fakesock.pollers import socketpair
@@ -155,9 +156,9 @@ def test_readiness_flags_follow_every_state_change(ops, kind, latency, disconnec
 
 
 def test_the_protocol_modules_never_import_the_facade():
-    """Sans-I/O: tcp.py and dgram.py import only the standard library (the
-    facade drives them; they never call it)."""
-    for mod in (tcp_mod, dgram_mod):
+    """Sans-I/O: tcp.py, dgram.py and unixnames.py import only the standard
+    library (the facade drives them; they never call it)."""
+    for mod in (tcp_mod, dgram_mod, unixnames_mod):
         tree = ast.parse(pathlib.Path(mod.__file__).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
