@@ -305,14 +305,14 @@ def _select_fake(net, r, w, x, timeout):
         for fd in x:  # only when a channel is in x alone (else x is in r or w)
             fds[fd]
         # (FakeSocket._sel_r/_sel_w inlined for connected streams, as in select)
+        # (fds holds open sockets only; StreamEnd.r_event/w_event: readiness
+        # other than data and room, kept where the state changes)
         rr = [fd for fd in r
-              if ((y := (s := fds[fd])._end) is not None and not s._closed
-                  and (y.rbuf or y.fin_rcvd or y.rd_shut or y.reset or y.err))
-              or (y is None and s._sel_r())]
+              if ((y := (s := fds[fd])._end) is not None and (y.rbuf or y.r_event))
+              or (y is None and s._sel_r())] if r else []
         wr = [fd for fd in w
-              if ((y := (s := fds[fd])._end) is not None and not s._closed
-                  and (y.wr_shut or y.reset or len(y.sq) < y.scap or y.err))
-              or (y is None and s._sel_w())]
+              if ((y := (s := fds[fd])._end) is not None and (y.w_event or len(y.sq) < y.scap))
+              or (y is None and s._sel_w())] if w else []
     except KeyError:
         return None
     pumping = net._pumping

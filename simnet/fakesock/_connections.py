@@ -1,12 +1,15 @@
 """The connection machinery of FakeNetwork: binding rules, the TCP handshake
-(with SYN retries against a full accept queue), UDP delivery."""
+(with SYN retries against a full accept queue), UDP routing. The protocol
+state it creates and feeds lives in :mod:`simnet.fakesock.tcp` (connection
+ends, listeners) and :mod:`simnet.fakesock.dgram` (datagram queues)."""
 
 from __future__ import annotations
 
 import errno
-import os
 import socket as _socket
 from typing import Any, Callable
+
+from simnet.fakesock.tcp import SYN_RETRIES, TCP_SNDBUF_CONNECTED, StreamEnd
 
 
 _V6ONLY = getattr(_socket, "IPV6_V6ONLY", 26)
@@ -75,10 +78,10 @@ class _Connections:
             else:
                 del self._shared[skey]
         if key[0] == "unix":
-            if self._unix.get(key[1]) is sock:
-                # the path stays, stale, as the file stays on disk: connect()
-                # gets ECONNREFUSED and bind() EADDRINUSE until net.unlink(path)
-                self._unix[key[1]] = None
+            # a path stays, stale, as the file stays on disk: connect() gets
+            # ECONNREFUSED and bind() EADDRINUSE until net.unlink(path); an
+            # abstract name is free again
+            self._unix.release(key[1], sock)
             return
         self._drop_binding(key, sock)
         listeners = self._listening.get(key)
@@ -102,8 +105,6 @@ class _Connections:
         self.schedule(lat, self._syn_arrives, sock, key, token, attempt, lat)
 
     def _syn_arrives(self, sock: Any, key: tuple, token: int, attempt: int, lat: float) -> None:
-        from simnet.fakesock.sockets import SYN_RETRIES
-
         if sock._connect_token != token or sock._closed or sock._state != "connecting":
             return
         ip, port = key
@@ -161,10 +162,9 @@ class _Connections:
 
     def _establish(self, client: Any, listener: Any, lat: float | None, key: Any,
                    sync: bool = False) -> None:
-        from simnet.fakesock.sockets import _End
-
         cid = client._conn if client._conn is not None else self.new_conn_id()
-        if client._family == _socket.AF_UNIX:
+        unix = client._family == _socket.AF_UNIX
+        if unix:
             c_laddr = client._laddr if client._laddr is not None else ""
             s_laddr = listener._laddr
             lat, bw, jitter = 0.0, None, 0.0
@@ -175,25 +175,24 @@ class _Connections:
         if client._family != _socket.AF_UNIX:
             # Linux autotunes SO_SNDBUF of an established connection unless the
             # program fixed it (on loopback: TCP_SNDBUF_CONNECTED)
-            from simnet.fakesock.sockets import TCP_SNDBUF_CONNECTED
-
             if not client._snd_locked:
                 client._sndbuf = TCP_SNDBUF_CONNECTED
             s_snd = listener._sndbuf if listener._snd_locked else TCP_SNDBUF_CONNECTED
         else:
             s_snd = listener._sndbuf
-        c_end = _End(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw)
+        c_end = StreamEnd(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw,
+                          unix)
         s_raddr = c_laddr
         if listener._family != client._family:
             # an IPv4 client of a dual-stack IPv6 listener: the server side sees
             # IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), as on Linux
             s_laddr = ("::ffff:" + s_laddr[0], s_laddr[1])
             s_raddr = ("::ffff:" + c_laddr[0], c_laddr[1])
-        s_end = _End(self, None, s_laddr, s_raddr, cid, listener._rcvbuf, s_snd, lat, bw)
+        s_end = StreamEnd(self, None, s_laddr, s_raddr, cid, listener._rcvbuf, s_snd, lat, bw, unix)
         c_end.peer, s_end.peer = s_end, c_end
         s_end.side = "server"
         c_end.jitter = s_end.jitter = jitter
-        listener._accept_q.append(s_end)
+        listener._listener.push(s_end)
         self.activity += 1
         token = client._connect_token
 
@@ -213,28 +212,8 @@ class _Connections:
             self._after(lat, complete)
 
     def _send_datagram(self, sock: Any, payload: bytes, key: Any) -> None:
-        if sock._family == _socket.AF_UNIX:
-            if sock._wmem >= sock._sndbuf:
-                # Linux allocates the datagram (against SO_SNDBUF) before it
-                # looks up the destination
-                sock._wait(lambda: sock._wmem < sock._sndbuf, "sendto()")
-            if key not in self._unix:
-                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            dest = self._unix[key]
-            if dest is None:
-                # the path of a closed socket
-                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-            if dest._type != sock._type:
-                raise OSError(errno.EPROTOTYPE, os.strerror(errno.EPROTOTYPE))
-            if dest._raddr is not None and dest._raddr != sock._laddr:
-                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))  # connected elsewhere
-            if sock._unix_dgram_blocked(dest):
-                # Linux flow control: EAGAIN for a non-blocking sender, else wait
-                sock._wait(lambda: dest._closed or not sock._unix_dgram_blocked(dest), "sendto()")
-                if dest._closed:
-                    raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-            dest._accept_datagram(payload, sock._laddr, sock)
-            return
+        """Route a UDP datagram from *sock* to *key* (a Unix datagram goes
+        straight to its path's socket: ``FakeSocket._send_unix_datagram``)."""
         ip, port = key
         lat, bw, _ = self._link3(sock._laddr[0], ip, count=True)
         src = sock._laddr

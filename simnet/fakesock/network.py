@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 from simnet import _state
 from simnet.fakesock import local, resolver
 from simnet.fakesock._connections import _Connections
+from simnet.fakesock.unixnames import UnixNames, canonical
 from simnet.faults import FaultEngine, FaultPlan, disconnect_at_once, disconnect_targets_peer
 from simnet.network import Network
 from simnet.timers import TimerHandle, TimerQueue
@@ -221,7 +222,7 @@ class FakeNetwork(_Connections, Network):
         self._bound: dict[tuple, list[Any]] = {}  # (family, ip, port) -> sockets
         self._ports: dict[tuple, dict[str, int]] = {}  # (family, port) -> {ip: users}
         self._listening: dict[tuple, list[Any]] = {}  # (family, ip, port) -> listeners
-        self._unix: dict[Any, Any] = {}  # path -> socket
+        self._unix = UnixNames()  # AF_UNIX paths and abstract names -> socket
         self._time_wait: dict[tuple, dict[str, float]] = {}  # (family, port) -> {ip: expiry}
         # connect()'s port choice: 4-tuples in use, in TIME_WAIT, per-destination cursors
         self._conn_tuples: dict[tuple, Any] = {}  # (family, lip, lport, rip, rport) -> socket
@@ -383,10 +384,7 @@ class FakeNetwork(_Connections, Network):
             if peer is not None:
                 peer.receive_rst()
         else:
-            target.rd_shut = True
-            if not target.wr_shut:
-                target.wr_shut = True
-                target.transmit()
+            target.shutdown(True, True)
         self.activity += 1
         return True
 
@@ -696,11 +694,9 @@ class FakeNetwork(_Connections, Network):
     def unlink(self, path: str | bytes) -> None:
         """Remove a Unix socket path left behind by a closed socket (what
         ``os.unlink`` does for a real one)."""
-        if path not in self._unix:
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
-        if self._unix[path] is not None:
-            self._unix[path]._bound_key = None
-        del self._unix[path]
+        sock = self._unix.unlink(canonical(path))
+        if sock is not None:
+            sock._bound_key = None
 
     def is_local_ip(self, ip: str) -> bool:
         """Is *ip* an address of some host of this network, a loopback
@@ -779,7 +775,7 @@ class FakeNetwork(_Connections, Network):
 
     def _note_time_wait(self, t: tuple) -> None:
         """An actively closed connection's 4-tuple *t* enters TIME_WAIT."""
-        from simnet.fakesock.sockets import TIME_WAIT
+        from simnet.fakesock.tcp import TIME_WAIT
 
         tw = self._tw_tuples
         if len(tw) >= getattr(self, "_tw_purge_at", 65536):
@@ -918,12 +914,12 @@ class FakeNetwork(_Connections, Network):
         # for every channel on every pass)
         rr = [fd for fd, s in zip(r, rs)
               if ((e := s._end) is not None and not s._closed
-                  and (e.rbuf or e.fin_rcvd or e.rd_shut or e.reset or e.err))
-              or (e is None and s._sel_r())]
+                  and (e.rbuf or e.r_event))
+              or (e is None and s._sel_r())] if r else []
         wr = [fd for fd, s in zip(w, ws)
               if ((e := s._end) is not None and not s._closed
-                  and (e.wr_shut or e.reset or len(e.sq) < e.scap or e.err))
-              or (e is None and s._sel_w())]
+                  and (e.w_event or len(e.sq) < e.scap))
+              or (e is None and s._sel_w())] if w else []
         # if the pass since the last wait changed nothing, it was an idle pass
         # (see the class doc)
         # (readiness is read again only if an event ran while the clock moved)
@@ -1353,7 +1349,9 @@ class _FakePoll:
                     net._sock_for(fd)  # raises the mixing error
                 out.append((fd, _POLLNVAL))
                 continue
-            ev = sock._poll_mask() & (mask | _POLLERR | _POLLHUP)
+            end = sock._end  # (a connected stream's mask straight from its end)
+            ev = (end.poll_mask() if end is not None and not sock._closed
+                  else sock._poll_mask()) & (mask | _POLLERR | _POLLHUP)
             if ev:
                 out.append((fd, ev))
         return out

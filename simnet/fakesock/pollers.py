@@ -150,7 +150,9 @@ def _wakeups(sock: Any, mask: int) -> tuple:
             peer = end.peer
             wake += (None if peer is None else peer.bytes_in - len(peer.rbuf),)
         return wake
-    return (len(sock._accept_q), sock._calls["accept"], len(sock._dgrams), sock._dgram_bytes,
+    listener, dq = sock._listener, sock._dq
+    return (len(listener.queue) if listener is not None else 0, sock._calls["accept"],
+            len(dq) if dq is not None else 0, dq.charged if dq is not None else 0,
             sock._calls["recv"], sock._err, sock._state)
 
 
@@ -613,7 +615,7 @@ def socketpair(net: Any, family: Any = None, type: int = _socket.SOCK_STREAM, pr
     ``AF_INET6`` raise EOPNOTSUPP (only CPython's Windows emulation makes
     those), and datagram pairs are not simulated (an error says so).
     """
-    from simnet.fakesock.sockets import _End
+    from simnet.fakesock.tcp import StreamEnd
 
     if family is None:
         family = _socket.AF_UNIX
@@ -630,7 +632,7 @@ def socketpair(net: Any, family: Any = None, type: int = _socket.SOCK_STREAM, pr
     cid = net.new_conn_id()
     ends = []
     for sock, side in ((a, "client"), (b, "server")):
-        end = _End(net, sock, "", "", cid, sock._rcvbuf, sock._sndbuf, 0.0, None)
+        end = StreamEnd(net, sock, "", "", cid, sock._rcvbuf, sock._sndbuf, 0.0, None, unix=True)
         end.side = side
         sock._end = end
         sock._state = "connected"

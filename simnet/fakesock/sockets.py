@@ -7,12 +7,13 @@ ENOTCONN, EISCONN, EALREADY, EINVAL, EADDRINUSE, EBADF ... where Linux gives
 them. ``tests/conformance`` checks the same operation sequences against real
 loopback sockets.
 
-TCP model: each connection has two ends. ``send`` appends to the sender's
-send queue (bounded by SO_SNDBUF); the queue drains into the peer's receive
-buffer (bounded by SO_RCVBUF) after the link's latency, so backpressure makes
-partial sends on its own. A FIN follows the last byte; a RST (``close`` with
-unread data, or SO_LINGER 0) discards everything and reaches the peer as
-ECONNRESET.
+This module is the facade: the socket API, options, argument checking,
+blocking and timeout-mode waiting (CPython's ``sock_call``), fault hooks and
+trace records. The protocols it drives are sans-I/O state machines that never
+call back into it: stream connections and listeners in
+:mod:`simnet.fakesock.tcp`, datagram queues in :mod:`simnet.fakesock.dgram`;
+the network-level parts (addresses and ports, the handshake, routing) are
+:class:`~simnet.fakesock.FakeNetwork`'s.
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ import math
 import operator
 import socket as _socket
 import struct
-from collections import deque
+from types import MappingProxyType
 from typing import Any
 
 from simnet._sockbase import SocketIdentity
+from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost  # noqa: F401
+from simnet.fakesock.unixnames import canonical as _unix_name
+from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF,  # noqa: F401
+                                 TCP_SNDBUF_CONNECTED, TIME_WAIT, Listener, StreamEnd)
+
+# (names from before the protocols moved out, kept for their users; the
+# constants above are importable from here too)
+_End = StreamEnd
+_dgram_cost = dgram_cost
 
 _POLLIN, _POLLOUT, _POLLERR, _POLLHUP = 0x001, 0x004, 0x008, 0x010
 _MSG_PEEK = int(_socket.MSG_PEEK)
@@ -35,52 +45,18 @@ AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
 SOCK_STREAM, SOCK_DGRAM = _socket.SOCK_STREAM, _socket.SOCK_DGRAM
 _TYPE_MASK = ~(getattr(_socket, "SOCK_NONBLOCK", 0) | getattr(_socket, "SOCK_CLOEXEC", 0))
 
-#: Linux: a connect whose SYNs go unanswered fails after 6 retries (~127 s).
-SYN_RETRIES = (1, 2, 4, 8, 16, 32, 64)
-#: How long an actively closed connection's local address stays in TIME_WAIT.
-TIME_WAIT = 60.0
-#: Largest UDP payload over IPv4 / IPv6.
-MAX_UDP = {AF_INET: 65507, AF_INET6: 65527}
 SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
 
 _MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
 _SO_SNDBUF = (_socket.SOL_SOCKET, _socket.SO_SNDBUF)
 
-#: Linux defaults (measured on 6.x): a TCP socket starts with tcp_wmem[1] /
-#: tcp_rmem[1]; once connected, the kernel autotunes SO_SNDBUF (on loopback,
-#: MSS 65483, it reads 3,939,840 and a non-blocking send of ~3.9 MB is taken
-#: whole). Other sockets get wmem_default / rmem_default.
-TCP_SNDBUF, TCP_RCVBUF = 16384, 131072
-TCP_SNDBUF_CONNECTED = 3939840
+# What a socket reads until it writes its own (see FakeSocket._set_opt/_count)
+_NO_OPTS: Any = MappingProxyType({})
+_NO_CALLS: Any = MappingProxyType({"send": 0, "recv": 0, "accept": 0, "connect": 0})
+
+#: Linux default buffers of a socket other than TCP (wmem_default /
+#: rmem_default; TCP's are in simnet.fakesock.tcp).
 DEFAULT_BUF = 212992
-#: net.unix.max_dgram_qlen: a Unix datagram socket's queue is full beyond it
-#: (11 datagrams wait; the 12th sender gets EAGAIN, or waits).
-UNIX_DGRAM_QLEN = 10
-
-# What one datagram costs a queue (skb truesize), measured on Linux 6.x
-# loopback: (largest payload, cost) steps, then payload + 832 (UDP). A UDP
-# receive queue takes a datagram while the charged total stays <= SO_RCVBUF
-# (212,992: 256 small datagrams). Unix datagrams are charged to the sender's
-# SO_SNDBUF until read (278 small ones for a socketpair).
-_UDP4_COST = ((197, 832), (645, 1280), (1669, 2304), (3717, 4352), (7813, 8448), (16004, 16640))
-_UDP6_COST = ((184, 832), (632, 1280), (1656, 2304), (3704, 4352), (7800, 8448), (15991, 16640))
-_UNIX_COST = ((192, 768), (704, 1280), (1728, 2304), (3776, 4352), (7872, 8448), (16064, 16640))
-
-
-def _dgram_cost(family: int, n: int) -> int:
-    """The kernel memory (skb truesize) a datagram of *n* bytes is charged."""
-    table = _UNIX_COST if family == AF_UNIX else _UDP6_COST if family == AF_INET6 else _UDP4_COST
-    if family == AF_UNIX:
-        # unix_dgram_sendmsg: past SKB_MAX_ALLOC (16,064) the tail goes to pages
-        paged = 0 if n <= 16064 else min(-(-(n - 16064) // 4096) * 4096, 17 * 4096)
-        head = 512
-        while head < n - paged + 320:
-            head *= 2
-        return head + 256 + paged
-    for limit, cost in table:
-        if n <= limit:
-            return cost
-    return n + 832
 
 _KNOWN_OPTS = {
     (_socket.SOL_SOCKET, _socket.SO_REUSEADDR), (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE),
@@ -159,161 +135,6 @@ def _len(data: Any) -> int:
         return -1
 
 
-class _End:
-    """One end of a simulated TCP (or Unix stream) connection."""
-
-    __slots__ = ("net", "sock", "peer", "conn_id", "laddr", "raddr", "rbuf", "rcap",
-                 "sq", "scap", "inflight", "fin_rcvd", "rd_shut", "wr_shut", "fin_sent",
-                 "err", "reset", "detached", "link_free", "lat", "bw", "bytes_in", "bytes_out",
-                 "direct", "jitter", "sent", "side", "arrival")
-
-    def __init__(self, net: Any, sock: Any, laddr: Any, raddr: Any, conn_id: int,
-                 rcap: int, scap: int, lat: float, bw: float | None) -> None:
-        self.net = net
-        self.sock = sock
-        self.peer: _End | None = None
-        self.conn_id = conn_id
-        self.laddr = laddr
-        self.raddr = raddr
-        self.rbuf = bytearray()
-        self.rcap = rcap
-        self.sq = bytearray()
-        self.scap = scap
-        self.inflight = 0
-        self.fin_rcvd = False
-        self.rd_shut = False
-        self.wr_shut = False
-        self.fin_sent = False
-        self.err = 0
-        self.reset = False
-        self.detached = False  # the socket is closed; the end finishes sending
-        self.link_free = 0.0
-        self.lat = lat
-        self.bw = bw
-        self.jitter = 0.0
-        self.direct = lat == 0 and bw is None and not net._timed_links  # delivery within send()
-        self.sent = 0  # bytes taken by send() on this end
-        self.side = "client"
-        self.arrival = 0.0  # when the last segment sent reaches the peer
-        self.bytes_in = 0
-        self.bytes_out = 0
-
-    # -- sending -------------------------------------------------------------
-    def transmit(self) -> None:
-        """Move queued bytes (then the FIN) toward the peer as its window allows."""
-        peer = self.peer
-        if peer is None or self.reset or (not self.sq and (self.fin_sent or not self.wr_shut)):
-            return
-        room = peer.rcap - len(peer.rbuf) - self.inflight
-        n = min(len(self.sq), room)
-        if n > 0:
-            chunk = bytes(self.sq[:n])
-            del self.sq[:n]
-            self.bytes_out += n
-            self._ship(self._deliver, chunk, n)
-        if not self.sq and self.wr_shut and not self.fin_sent:
-            self.fin_sent = True
-            self._ship(self._deliver_fin, None, 0)
-
-    def _ship(self, fn: Any, chunk: Any, n: int) -> None:
-        net = self.net
-        if self.direct:
-            fn(chunk)
-            return
-        start = max(net._now, self.link_free)
-        done = start + (n / self.bw if self.bw else 0.0)
-        self.link_free = done
-        arrive = done + self.lat
-        if self.jitter:
-            arrive += net.rng.random() * self.jitter
-        peer = self.peer
-        if net._partitions and peer is not None:
-            arrive = net._partition_delay(self.laddr, peer.laddr, arrive)
-            if arrive is None:
-                return  # cut off for good: the segment never arrives
-        # segments of one connection arrive in order
-        if arrive < self.arrival:
-            arrive = self.arrival
-        self.arrival = arrive
-        self.inflight += n
-        net.schedule(arrive - net._now, fn, chunk)
-
-    def _deliver(self, chunk: bytes) -> None:
-        if not self.direct:
-            self.inflight -= len(chunk)
-        peer = self.peer
-        if peer is None or self.reset:
-            return
-        if peer.detached or (peer.rd_shut and peer.wr_shut):
-            # data for a closed socket, or one shut both ways: Linux answers with
-            # a RST (and a socket still open reports the reset itself)
-            if not peer.detached:
-                peer.err = errno.ECONNRESET
-            peer.send_rst()
-            return
-        peer.rbuf += chunk
-        peer.bytes_in += len(chunk)
-        self.net.activity += 1
-
-    def _deliver_fin(self, _: Any) -> None:
-        peer = self.peer
-        if peer is None or self.reset:
-            return
-        peer.fin_rcvd = True
-        self.net.activity += 1
-        if peer.detached and peer.fin_sent:
-            peer.finish()
-
-    # -- teardown ------------------------------------------------------------
-    def send_rst(self) -> None:
-        """Abort: discard both queues and reset the peer (ECONNRESET)."""
-        peer = self.peer
-        self.sq.clear()
-        self.reset = True
-        self.peer = None
-        if peer is not None and not peer.reset:
-            if self.direct:
-                peer.receive_rst()
-            else:
-                # after whatever is still in flight on this connection
-                when = max(self.net._now + self.lat, self.arrival)
-                self.net.schedule(when - self.net._now, peer.receive_rst)
-        self.finish()
-
-    def receive_rst(self) -> None:
-        if self.reset:
-            return
-        self.reset = True
-        self.peer = None
-        self.sq.clear()
-        # in CLOSE_WAIT (the peer's FIN already seen) Linux reports EPIPE;
-        # a Unix peer closing with our data unread is always ECONNRESET
-        unix = self.sock is not None and self.sock._family == AF_UNIX
-        if self.fin_rcvd and self.fin_sent and not unix:
-            pass  # both FINs exchanged: the connection is closed already, nothing to report
-        else:
-            self.err = errno.EPIPE if self.fin_rcvd and not unix else errno.ECONNRESET
-        self.net.activity += 1
-        if self.detached:
-            self.finish()
-
-    def over(self) -> bool:
-        """The connection has ended: reset, or both directions closed."""
-        return self.reset or (self.fin_rcvd and self.fin_sent)
-
-    def finish(self) -> None:
-        """The connection is over for this end: release what it holds."""
-        if self.detached:
-            self.net._forget_end(self)
-
-    def describe(self) -> str:
-        state = "RESET" if self.reset else (
-            "CLOSED" if self.fin_rcvd and self.wr_shut else
-            "FIN_RCVD" if self.fin_rcvd else "WR_SHUT" if self.wr_shut else "ESTABLISHED")
-        return (f"conn#{self.conn_id} {state} unread={len(self.rbuf)} unsent={len(self.sq)} "
-                f"in={self.bytes_in} out={self.bytes_out}")
-
-
 class FakeSocket(SocketIdentity):
     """A socket on a :class:`~simnet.fakesock.FakeNetwork`; made by ``net.socket()``.
 
@@ -334,8 +155,17 @@ class FakeSocket(SocketIdentity):
     #: connect()?) of a TCP connect; a connect()-bound port may serve other
     #: destinations too
     _tuple: Any = None
-    #: Unix datagrams this socket sent that still wait in a queue (charged bytes)
-    _wmem = 0
+    # Protocol state, made per role: a listener's backlog and accept queue
+    # (by listen()), a datagram socket's queue (at creation); a connected
+    # stream's state is its StreamEnd, ``_end``.
+    _listener: Listener | None = None
+    _dq: DatagramQueue | None = None
+    #: options set (setsockopt, or inherited from the listener): a dict of
+    #: the socket's own once one is set
+    _opts: Any = _NO_OPTS
+    #: calls per operation, counted for fault rules (``call=``): a dict of the
+    #: socket's own once a call is counted
+    _calls: Any = _NO_CALLS
 
     @staticmethod
     def _default_buffers(net: Any, family: int, base: int) -> tuple[int, int]:
@@ -360,7 +190,7 @@ class FakeSocket(SocketIdentity):
             raise OSError(errno.ESOCKTNOSUPPORT if base > 0 else errno.EINVAL,
                           "Socket type not supported")
         self.network = net
-        self._family = family
+        self._family = int(family)  # (a plain int: the address keys made from it need no GC tracking)
         self._type = base
         self._proto = proto
         self._timeout = _socket.getdefaulttimeout()
@@ -369,26 +199,20 @@ class FakeSocket(SocketIdentity):
         self._closed = False  # the descriptor is released (the kernel socket is gone)
         self._pyclosed = False  # close() was called (CPython's socket._closed)
         self._io_refs = 0
-        self._opts: dict[tuple[int, int], Any] = {}
         self._sndbuf, self._rcvbuf = self._default_buffers(net, family, base)
         self._state = "new"  # new, listening, connecting, connected, refused
         self._laddr: Any = None
         self._bound_key: Any = None
         self._raddr: Any = None
-        self._end: _End | None = None
+        self._end: StreamEnd | None = None
         self._err = 0  # SO_ERROR of a socket without a connection end
-        # listening
-        self._backlog = 0
-        self._accept_q: deque[_End] = deque()
         # connecting
         self._connect_token = 0
-        # datagrams
-        self._dgrams: deque[tuple[bytes, Any]] = deque()
-        self._dgram_bytes = 0
+        if base == SOCK_DGRAM:
+            self._dq = DatagramQueue(family)
         # fault matching: connection number, side, calls per operation
         self._conn: int | None = None
         self._side: str | None = None
-        self._calls = {"send": 0, "recv": 0, "accept": 0, "connect": 0}
         self._announced = True  # a completed connect was reported by connect()
         self._shut = 0  # shutdown() on an unconnected socket still takes effect
         self._call_deadline: float | None = None  # sendall's deadline, across its sends
@@ -398,6 +222,21 @@ class FakeSocket(SocketIdentity):
 
     # -- basic properties ---------------------------------------------------------
     # family, type, proto: from SocketIdentity (simnet/_sockbase.py)
+
+    @property
+    def _accept_q(self) -> Any:
+        """The accept queue (empty unless listening)."""
+        return self._listener.queue if self._listener is not None else ()
+
+    @property
+    def _dgrams(self) -> Any:
+        """The queued datagrams, ``(payload, source, sender)`` (empty unless datagram)."""
+        return self._dq.items if self._dq is not None else ()
+
+    @property
+    def _wmem(self) -> int:
+        """Truesize of this Unix datagram socket's datagrams waiting in queues."""
+        return self._dq.wmem if self._dq is not None else 0
 
     @property
     def timeout(self) -> float | None:
@@ -422,9 +261,9 @@ class FakeSocket(SocketIdentity):
         if self._end is not None:
             what = self._end.describe()
         elif self._state == "listening":
-            what = f"LISTEN backlog={self._backlog} queued={len(self._accept_q)}"
-        elif self._type == SOCK_DGRAM:
-            what = f"UDP queued={len(self._dgrams)}"
+            what = f"LISTEN backlog={self._listener.backlog} queued={len(self._listener.queue)}"
+        elif self._dq is not None:
+            what = f"UDP queued={len(self._dq)}"
         mode = "non-blocking" if self._timeout == 0 else (
             "blocking" if self._timeout is None else f"timeout={self._timeout}")
         return f"fd={self._fd} {self.family.name}/{self.type.name} {mode} laddr={self._laddr!r} raddr={self._raddr!r} {what}"
@@ -465,11 +304,25 @@ class FakeSocket(SocketIdentity):
         if self._closed:
             raise _oserror(errno.EBADF)
 
+    def _count(self, op: str) -> int:
+        """Count a call of *op* (for fault rules); its number."""
+        calls = self._calls
+        if calls is _NO_CALLS:
+            calls = self._calls = dict(_NO_CALLS)
+        calls[op] += 1
+        return calls[op]
+
+    def _set_opt(self, key: tuple[int, int], value: Any) -> None:
+        opts = self._opts
+        if opts is _NO_OPTS:
+            opts = self._opts = {}
+        opts[key] = value
+
     def _fault(self, op: str) -> Any:
         """Count this call of *op*; return the fault rule that fires, if any."""
-        self._calls[op] += 1
+        call = self._count(op)
         return self.network.faults.match(op, conn=self._conn, side=self._side, local=self._laddr,
-                                         peer=self._raddr, call=self._calls[op], fd=self._fd)
+                                         peer=self._raddr, call=call, fd=self._fd)
 
     def _trace(self, *event: Any) -> None:
         tr = self.network._tr
@@ -519,10 +372,9 @@ class FakeSocket(SocketIdentity):
         """Validate *address* as the kernel and CPython do; return the key form."""
         fam = self._family
         if fam == AF_UNIX:
-            if isinstance(address, (bytes, bytearray)):
-                return bytes(address)
-            if isinstance(address, str):
-                return address
+            if isinstance(address, (bytes, bytearray, str)):
+                # (a path as str, an abstract name as bytes, as CPython reports them)
+                return _unix_name(address)
             raise TypeError(f"{what}(): AF_UNIX address must be str or bytes, not {type(address).__name__}")
         if not isinstance(address, tuple):
             kind = "AF_INET" if fam == AF_INET else "AF_INET6"
@@ -582,15 +434,19 @@ class FakeSocket(SocketIdentity):
         self._check()
         key = self._parse(address, "bind")
         self._trace("bind", self._fd, key)
+        net = self.network
+        if self._family == AF_UNIX and key == "":
+            # Linux autobinds to an abstract name (a bound socket keeps its name)
+            if self._laddr is None:
+                self._laddr = net._unix.autobind(self)
+                self._bound_key = ("unix", self._laddr)
+            return
         if self._laddr is not None:
             raise _oserror(errno.EINVAL)
-        net = self.network
         if self._family == AF_UNIX:
-            if key in ("", b""):
-                raise _oserror(errno.EINVAL)
-            if key in net._unix:
-                raise _oserror(errno.EADDRINUSE)
-            net._unix[key] = self
+            code = net._unix.bind(key, self)
+            if code:
+                raise _oserror(code)
             self._laddr = key
             self._bound_key = ("unix", key)
             return
@@ -643,14 +499,14 @@ class FakeSocket(SocketIdentity):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError("a bytes-like object is required, not '%s'" % type(value).__name__)
             value = int(value)
-        self._opts[(level, optname)] = value
+        self._set_opt((level, optname), value)
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
         self._check()
         sol = _socket.SOL_SOCKET
         if (level, optname) == (sol, _socket.SO_ERROR):
             if self._end is not None and self._end.err:
-                value, self._end.err = self._end.err, 0
+                value = self._end.take_error()
             else:
                 value, self._err = self._err, 0
         elif (level, optname) == (sol, _socket.SO_TYPE):
@@ -689,11 +545,15 @@ class FakeSocket(SocketIdentity):
             if self._family == AF_UNIX:
                 raise _oserror(errno.EINVAL)
             self._autobind()
-        self._backlog = min(max(int(backlog), 0), SOMAXCONN)
+        backlog = min(max(int(backlog), 0), SOMAXCONN)
+        if self._listener is None:
+            self._listener = Listener(backlog)
+        else:
+            self._listener.backlog = backlog
         if self._state != "listening" and self._bound_key[0] != "unix":
             self.network._listening.setdefault(self._bound_key, []).append(self)
         self._state = "listening"
-        self._trace("listen", self._fd, self._backlog)
+        self._trace("listen", self._fd, backlog)
         self.network.activity += 1
 
     def _stop_listening(self) -> None:
@@ -705,15 +565,12 @@ class FakeSocket(SocketIdentity):
             listeners.remove(self)
             if not listeners:
                 del net._listening[self._bound_key]
-        for pending in list(self._accept_q):
-            pending.detached = True
-            pending.send_rst()
-        self._accept_q.clear()
+        self._listener.abort()
         net.activity += 1
 
     def _queue_full(self) -> bool:
-        # Linux keeps backlog + 1 connections in the accept queue
-        return len(self._accept_q) > self._backlog
+        """A listener's accept queue is full (see Listener.full)."""
+        return self._listener.full()
 
     def accept(self) -> tuple[FakeSocket, Any]:
         try:
@@ -733,10 +590,11 @@ class FakeSocket(SocketIdentity):
             rule = self._fault("accept")
             if rule is not None and rule.fault == "eagain":
                 self._retry_eagain("accept", rule, "accept()", deadline=deadline)
-        if not self._accept_q:
-            self._wait(lambda: bool(self._accept_q) or self._closed, "accept()", deadline=deadline)
+        listener = self._listener
+        if not listener.queue:
+            self._wait(lambda: bool(listener.queue) or self._closed, "accept()", deadline=deadline)
             self._check()
-        end = self._accept_q.popleft()
+        end = listener.pop()
         sock = FakeSocket(self.network, self._family, self._type, self._proto)
         sock._state = "connected"
         sock._end = end
@@ -745,7 +603,7 @@ class FakeSocket(SocketIdentity):
         sock._raddr = end.raddr
         sock._sndbuf = end.scap
         if _SO_SNDBUF in self._opts:
-            sock._opts[_SO_SNDBUF] = self._opts[_SO_SNDBUF]  # SOCK_SNDBUF_LOCK is inherited
+            sock._set_opt(_SO_SNDBUF, self._opts[_SO_SNDBUF])  # SOCK_SNDBUF_LOCK is inherited
         sock._rcvbuf = end.rcap
         sock._conn = end.conn_id
         sock._side = "server"
@@ -753,7 +611,8 @@ class FakeSocket(SocketIdentity):
         if self._family != AF_UNIX:
             sock._bound_key = (self._family, self._type, end.laddr[0], end.laddr[1])
             self.network._add_binding(sock._bound_key, sock)
-            sock._opts[(_socket.SOL_SOCKET, _socket.SO_REUSEADDR)] = int(self._reuse())
+            if self._reuse():  # (inherited; unset reads 0 as well)
+                sock._set_opt((_socket.SOL_SOCKET, _socket.SO_REUSEADDR), 1)
         self.network.activity += 1
         return sock, self._sockname(end.raddr) if end.raddr is not None else ""
 
@@ -789,11 +648,9 @@ class FakeSocket(SocketIdentity):
                 self._autobind(key[0])
                 self._set_source(key[0])
             else:
-                if key not in net._unix:
-                    return errno.ENOENT
-                dest = net._unix[key]
-                if dest is None:
-                    return errno.ECONNREFUSED  # the path of a closed socket
+                code, dest = net._unix.find(key)
+                if code:
+                    return code  # (a missing path, a closed socket's, a free abstract name)
                 if dest._type != self._type:
                     return errno.EPROTOTYPE
                 if dest._raddr is not None and dest._raddr != self._laddr:
@@ -860,23 +717,24 @@ class FakeSocket(SocketIdentity):
             # counted below: a failure at once, an EAGAIN if the caller sees it
             # (a non-blocking socket)
             self._raddr = key
-            self._calls["connect"] += 1
+            call = self._count("connect")
             found = net.faults.pick("connect", conn=self._conn, side=self._side, local=self._laddr,
-                                    peer=key, call=self._calls["connect"])
+                                    peer=key, call=call)
             rule = found[1] if found is not None else None
         if self._family == AF_UNIX:
-            if key not in net._unix:
+            code, listener = net._unix.find(key)
+            if code == errno.ENOENT:
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
-            listener = net._unix[key]  # None: a stale path (its socket closed)
+            # (listener None: a stale path, or an abstract name nobody holds)
             if listener is not None and listener._type != self._type:
                 raise _oserror(errno.EPROTOTYPE)  # a datagram socket's path
             if listener is None or listener._state != "listening":
                 raise ConnectionRefusedError(errno.ECONNREFUSED, _strerror(errno.ECONNREFUSED))
             if net._faulty:
                 # only refuse and eagain apply to a Unix-socket connect (no SYN to time out)
-                self._calls["connect"] += 1
+                call = self._count("connect")
                 found = net.faults.pick("connect", conn=self._conn, side=self._side,
-                                        local=self._laddr, peer=key, call=self._calls["connect"],
+                                        local=self._laddr, peer=key, call=call,
                                         accept=lambda r: r.fault in ("refuse", "eagain"))
                 rule = found[1] if found is not None else None
                 if rule is not None and rule.fault == "refuse":
@@ -945,8 +803,9 @@ class FakeSocket(SocketIdentity):
         if (end is not None and type(data) is bytes and not flags and not self._closed and data
                 and not net._faulty):
             peer = end.peer
-            if (peer is not None and end.direct and not end.sq and not end.err
-                    and not end.wr_shut and not peer.detached and not peer.rd_shut):
+            # (w_event: wr_shut, reset or an error)
+            if (peer is not None and end.direct and not end.sq and not end.w_event
+                    and not peer.detached and not peer.rd_shut):
                 # fast path: nothing queued on a zero-latency link; the bytes go
                 # straight to the peer's receive buffer as far as it has room
                 n = len(data)
@@ -985,12 +844,13 @@ class FakeSocket(SocketIdentity):
         if self._type == SOCK_DGRAM:
             if self._raddr is None:
                 if self._family == AF_UNIX:
-                    if self._wmem >= self._sndbuf:  # Linux allocates before it looks
-                        self._wait(lambda: self._wmem < self._sndbuf, "send()")
+                    dq = self._dq
+                    if dq.wmem >= self._sndbuf:  # Linux allocates before it looks
+                        self._wait(lambda: dq.wmem < self._sndbuf, "send()")
                     raise _oserror(errno.ENOTCONN)
                 raise _oserror(errno.EDESTADDRREQ)
             if self._family == AF_UNIX and self.network._unix.get(self._raddr) is None \
-                    and self._wmem < self._sndbuf:
+                    and self._dq.wmem < self._sndbuf:
                 # send() finds its peer dead: ECONNREFUSED, and it is disconnected
                 # (the next send: ENOTCONN); sendto() the path only looks it up
                 self._raddr = None
@@ -1014,20 +874,14 @@ class FakeSocket(SocketIdentity):
                 raise _oserror(errno.ENOTCONN)
             raise _oserror(errno.EPIPE)
         while True:
-            if end.err and self._family != AF_UNIX:  # (Unix send never reports it: EPIPE below)
-                code, end.err = end.err, 0
-                raise _oserror(code)
-            if end.wr_shut or end.reset:
-                raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
-            if self._family == AF_UNIX and (end.peer is None or end.peer.rd_shut or end.peer.detached):
-                # a Unix peer that closed or shut reading: EPIPE at once
-                raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
-            space = end.scap - len(end.sq)
-            if space > 0:
+            code = end.send_result()
+            if not code:
                 break
+            if code > 0:
+                raise _oserror(code)
             self._wait(lambda: end.scap > len(end.sq) or end.reset or bool(end.err), "send()", flags,
                        deadline)
-        whole = min(len(view), space)
+        whole = min(len(view), end.scap - len(end.sq))
         n, rule, cut = net.faults.shape_send(rule, whole, conn=self._conn, side=self._side,
                                              local=self._laddr, peer=self._raddr, sent=end.sent,
                                              cutting=bool(net._disconnects))
@@ -1036,15 +890,12 @@ class FakeSocket(SocketIdentity):
             net._disconnect(end, cut[0])
             cut = None
             if end.err:
-                code, end.err = end.err, 0
-                raise _oserror(code)
+                raise _oserror(end.take_error())
             if end.wr_shut or end.reset:
                 raise BrokenPipeError(errno.EPIPE, _strerror(errno.EPIPE))
         if n < whole and rule is not None and rule.fault == "partial_send":
             net.faults.fire(net.faults.index(rule), "send", self._conn, self._fd)
-        end.sq += view[:n]
-        end.sent += n
-        end.transmit()
+        end.write(view, n)
         net.activity += 1
         if cut is not None:
             net._disconnect(end, cut[0])
@@ -1132,25 +983,18 @@ class FakeSocket(SocketIdentity):
                 if rule is not None and rule.fault == "short_read":
                     bufsize = net.faults.size(rule, min(bufsize, len(end.rbuf)), conn=self._conn,
                                               fd=self._fd)
-                data = bytes(end.rbuf[:bufsize])
+                data = end.take(bufsize, peek)
                 if not peek:
-                    del end.rbuf[:bufsize]
-                    peer = end.peer
-                    if peer is not None:
-                        peer.transmit()  # the window opened
                     net.activity += 1
                     if net._disconnects:
                         net._maybe_disconnect(end, self)
                 return data
-            if end.fin_rcvd and not (end.err and self._family == AF_UNIX):
-                return b""  # (Unix reports a pending error before the EOF)
-            if end.err:
-                code, end.err = end.err, 0
-                raise _oserror(code)
-            if end.rd_shut or end.reset:
+            code = end.read_result()
+            if code == 0:
                 return b""
-            self._wait(lambda: bool(end.rbuf) or end.fin_rcvd or bool(end.err) or end.reset or end.rd_shut,
-                       "recv()", flags, deadline)
+            if code > 0:
+                raise _oserror(code)
+            self._wait(end.readable, "recv()", flags, deadline)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -1188,11 +1032,7 @@ class FakeSocket(SocketIdentity):
             raise _oserror(errno.ENOTCONN)  # ... TCP complains, but it takes effect
         if end.over() and self._family != AF_UNIX:  # Unix shutdown never complains
             raise _oserror(errno.ENOTCONN)
-        if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
-            end.rd_shut = True
-        if how in (_socket.SHUT_WR, _socket.SHUT_RDWR) and not end.wr_shut:
-            end.wr_shut = True
-            end.transmit()
+        end.shutdown(rd, wr)
         self.network.activity += 1
 
     # -- datagrams -----------------------------------------------------------------
@@ -1217,10 +1057,12 @@ class FakeSocket(SocketIdentity):
             # a pending ICMP error is reported by this send, which sends nothing
             code, self._err = self._err, 0
             raise _oserror(code)
-        if self._family != AF_UNIX:
-            if len(payload) > MAX_UDP[self._family]:
-                raise _oserror(errno.EMSGSIZE)
-            self._autobind(key[0])
+        if self._family == AF_UNIX:
+            self._send_unix_datagram(payload, key)
+            return len(payload)
+        if len(payload) > MAX_UDP[self._family]:
+            raise _oserror(errno.EMSGSIZE)
+        self._autobind(key[0])
         net._send_datagram(self, payload, key)
         return len(payload)
 
@@ -1242,141 +1084,123 @@ class FakeSocket(SocketIdentity):
 
     def _recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
         deadline = self._deadline()
+        dq = self._dq
         while True:
             if self._err:
                 # a pending ICMP error comes before queued datagrams, as on Linux
                 code, self._err = self._err, 0
                 raise _oserror(code)
-            if self._dgrams:
-                data, src = self._dgrams[0] if flags & _MSG_PEEK else self._dgrams.popleft()
-                if not flags & _MSG_PEEK:
-                    cost = _dgram_cost(self._family, len(data))
-                    self._dgram_bytes -= cost
-                    if self._family == AF_UNIX:
-                        self._uncharge(self._dgram_owners.popleft(), cost)
+            if dq.items:
+                peek = bool(flags & _MSG_PEEK)
+                data, src = dq.take(peek)
+                if not peek:
                     self.network.activity += 1
                 return data[:bufsize], self._sockname(src)
-            self._wait(lambda: bool(self._dgrams) or bool(self._err), "recvfrom()", flags, deadline)
+            self._wait(lambda: bool(dq.items) or bool(self._err), "recvfrom()", flags, deadline)
 
     def _accept_datagram(self, data: bytes, src: Any, sender: Any = None) -> None:
+        """A datagram from *src* (*sender*: the sending Unix socket) arrives."""
         if self._closed:
             return
         if self._raddr is not None and src != self._raddr:
             return  # a connected UDP socket takes its peer's datagrams only
-        cost = _dgram_cost(self._family, len(data))
-        if self._family == AF_UNIX:
-            # flow-controlled by the sender (see _unix_dgram_blocked), never dropped
-            if not hasattr(self, "_dgram_owners"):
-                self._dgram_owners: deque[Any] = deque()
-            self._dgram_owners.append(sender)
-            if sender is not None:
-                sender._wmem += cost
-        elif self._dgram_bytes + cost > self._rcvbuf:
-            return  # receive queue full (skb truesize against SO_RCVBUF): dropped
-        self._dgrams.append((data, src))
-        self._dgram_bytes += cost
-        self.network.activity += 1
+        if self._dq.offer(data, src, self._rcvbuf, sender._dq if sender is not None else None):
+            self.network.activity += 1
+
+    def _send_unix_datagram(self, payload: bytes, key: Any) -> None:
+        """A Unix datagram to the socket bound to path *key*: Linux's checks
+        in order, waiting (or EAGAIN) while flow control holds it back."""
+        net = self.network
+        dq = self._dq
+        if dq.wmem >= self._sndbuf:
+            # Linux allocates the datagram (against SO_SNDBUF) before it
+            # looks up the destination
+            self._wait(lambda: dq.wmem < self._sndbuf, "sendto()")
+        code, dest = net._unix.find(key)
+        if code:
+            # a missing path; a closed socket's path, an abstract name nobody holds
+            raise _oserror(code)
+        if dest._type != self._type:
+            raise _oserror(errno.EPROTOTYPE)
+        if dest._raddr is not None and dest._raddr != self._laddr:
+            raise PermissionError(errno.EPERM, _strerror(errno.EPERM))  # connected elsewhere
+        if self._unix_dgram_blocked(dest):
+            # Linux flow control: EAGAIN for a non-blocking sender, else wait
+            self._wait(lambda: dest._closed or not self._unix_dgram_blocked(dest), "sendto()")
+            if dest._closed:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+        dest._accept_datagram(payload, self._laddr, self)
 
     def _unix_dgram_disconnected(self, old: Any) -> None:
         """Linux unix_dgram_disconnected: a Unix datagram socket leaving its
         peer *old* (reconnecting, or finding it dead) loses its queued
         datagrams; a live *old* connected back to it then gets ECONNRESET."""
-        if not self._dgrams:
+        if not self._dq.items:
             return
-        for (data, _), owner in zip(self._dgrams, self._dgram_owners):
-            self._uncharge(owner, _dgram_cost(AF_UNIX, len(data)))
-        self._dgrams.clear()
-        self._dgram_owners.clear()
-        self._dgram_bytes = 0
+        self._dq.drop_all()
         if old is not None and not old._closed and old._raddr is not None \
                 and old._raddr == self._laddr:
             old._err = errno.ECONNRESET
         self.network.activity += 1
 
-    @staticmethod
-    def _uncharge(sender: Any, cost: int) -> None:
-        if sender is not None:
-            sender._wmem -= cost
-            sender.network.activity += 1  # the sender may be writable again
-
     def _unix_dgram_blocked(self, dest: Any) -> bool:
         """Would a Unix datagram from this socket to *dest* wait (Linux:
         sndbuf used up, or the receiver's queue full unless it is connected
         back to us)?"""
-        if self._wmem >= self._sndbuf:
-            return True
-        return (dest is not self and len(dest._dgrams) > UNIX_DGRAM_QLEN
-                and (dest._raddr is None or dest._raddr != self._laddr))
+        takes_ours = dest is self or (dest._raddr is not None and dest._raddr == self._laddr)
+        return self._dq.send_blocked(self._sndbuf, dest._dq, takes_ours)
 
     # -- readiness -------------------------------------------------------------------
     def _sel_r(self) -> bool:
         """In select()'s readable list? (fast path of _poll_mask & (IN|HUP|ERR))"""
         end = self._end
         if end is not None and not self._closed:
-            return bool(end.rbuf) or end.fin_rcvd or end.rd_shut or end.reset or bool(end.err)
+            return bool(end.rbuf) or end.r_event
+        if self._state == "listening" and not self._closed:
+            return bool(self._listener.queue)  # (a listener's whole poll mask)
         return bool(self._poll_mask() & (_POLLIN | _POLLHUP | _POLLERR))
 
     def _sel_w(self) -> bool:
         """In select()'s writable list? (fast path of _poll_mask & (OUT|ERR))"""
         end = self._end
         if end is not None and not self._closed:
-            return end.wr_shut or end.reset or len(end.sq) < end.scap or bool(end.err)
+            return end.w_event or len(end.sq) < end.scap
         return bool(self._poll_mask() & (_POLLOUT | _POLLERR))
 
     def _poll_mask(self) -> int:
         """What ``poll()`` would report for this socket now (Linux tcp_poll)."""
+        end = self._end
+        if end is not None and not self._closed:
+            return end.poll_mask()  # a connected stream (only those have an end)
         if self._closed:
             return 0
-        if self._type == SOCK_DGRAM:
+        state = self._state
+        if state == "listening":
+            return _POLLIN if self._listener.queue else 0
+        dq = self._dq
+        if dq is not None:
             mask = _POLLOUT
             if self._family == AF_UNIX:
                 # unix_dgram_poll: writable while a quarter of SO_SNDBUF is free
                 # and, when connected, the peer's queue has room
                 peer = self.network._unix.get(self._raddr) if self._raddr is not None else None
-                if self._wmem * 4 > self._sndbuf or (
-                        peer is not None and peer is not self and len(peer._dgrams) > UNIX_DGRAM_QLEN
+                if not dq.poll_writable(self._sndbuf) or (
+                        peer is not None and peer is not self and peer._dq.over_qlen()
                         and peer._raddr != self._laddr):
                     mask = 0
-            if self._dgrams:
+            if dq.items:
                 mask |= _POLLIN
             if self._err:
                 mask |= _POLLERR
             return mask
-        state = self._state
-        if state == "listening":
-            return _POLLIN if self._accept_q else 0
         if state == "connecting":
             return 0
-        end = self._end
-        if end is None:
-            # never connected, or a connect that failed
-            mask = _POLLOUT | _POLLHUP
-            if self._state == "refused" or self._shut & 1:
-                mask |= _POLLIN
-            if self._err:
-                mask |= _POLLERR | _POLLIN
-            return mask
-        mask = 0
-        if end.reset:
-            mask = _POLLIN | _POLLOUT | _POLLHUP
-            if end.err:
-                mask |= _POLLERR
-            return mask
-        if end.rbuf or end.fin_rcvd or end.rd_shut:
+        # never connected, or a connect that failed
+        mask = _POLLOUT | _POLLHUP
+        if state == "refused" or self._shut & 1:
             mask |= _POLLIN
-        if end.wr_shut or end.scap - len(end.sq) > 0:
-            mask |= _POLLOUT
-        if (end.fin_rcvd or end.rd_shut) and end.wr_shut:
-            mask |= _POLLHUP
-        elif self._family == AF_UNIX:
-            # Linux unix_poll: HUP once both directions are shut, counting the
-            # peer's shutdowns (its SHUT_RD shuts our sending; its close, both)
-            peer = end.peer
-            gone = peer is None or peer.detached
-            if (end.fin_rcvd or end.rd_shut or gone) and (end.wr_shut or gone or peer.rd_shut):
-                mask |= _POLLHUP | _POLLIN
-        if end.err:
-            mask |= _POLLERR
+        if self._err:
+            mask |= _POLLERR | _POLLIN
         return mask
 
     # -- closing -----------------------------------------------------------------------
@@ -1414,26 +1238,14 @@ class FakeSocket(SocketIdentity):
                         net._now + TIME_WAIT, self._reuse())
                     if end.raddr is not None:
                         net._note_time_wait((self._family, *end.laddr, *end.raddr))
-                end.rd_shut = True
-                if not end.wr_shut:
-                    end.wr_shut = True
-                    end.transmit()
-                if end.fin_sent and end.fin_rcvd:
-                    net._forget_end(end)
+                end.close()
         if self._state == "listening":
-            # connections nobody accepted are reset
-            for pending in list(self._accept_q):
-                pending.detached = True
-                pending.send_rst()
-            self._accept_q.clear()
+            self._listener.abort()  # connections nobody accepted are reset
         if self._state == "connecting":
             self._connect_token += 1
-        if self._family == AF_UNIX and self._type == SOCK_DGRAM and self._dgrams:
+        if self._family == AF_UNIX and self._dq is not None and self._dq.items:
             # unread datagrams are freed: their senders get the memory back
-            for (data, _), owner in zip(self._dgrams, self._dgram_owners):
-                self._uncharge(owner, _dgram_cost(AF_UNIX, len(data)))
-            self._dgrams.clear()
-            self._dgram_owners.clear()
+            self._dq.drop_all()
         self._state = "closed"
         net._unbind(self)
         net._release_fd(self._fd)

@@ -224,6 +224,14 @@ AF_UNIX stream
                                                   BlockingIOError(EAGAIN) (not
                                                   EINPROGRESS)
   accept address / unbound getsockname .......... ''
+  abstract name (leading NUL) ................... free again when its socket closes;
+                                                  nobody holds it: connect/sendto
+                                                  ConnectionRefusedError(ECONNREFUSED)
+  bind('') ...................................... autobind: an abstract name of 5 hex
+                                                  digits; a no-op on a bound socket
+  names as returned ............................. a path as str, an abstract name as
+                                                  bytes, whichever type was given
+                                                  (test_unix_names.py)
   peer closed ................................... recv b''; send ->
                                                   BrokenPipeError(EPIPE) at once
                                                   (no first send succeeds)
