@@ -313,8 +313,11 @@ def test_socketpair_is_fake_and_linux_like():
         with pytest.raises(OSError) as info:
             socket.socketpair(socket.AF_INET)
         assert info.value.errno == 95  # EOPNOTSUPP, as Linux says
-        with pytest.raises(OSError, match="only stream pairs"):
-            socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with pytest.raises(OSError, match="only stream and datagram pairs"):
+            socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        c, d = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)  # simulated since
+        with c, d:
+            assert c.network is net and c.type == socket.SOCK_DGRAM
         a.close()
         b.close()
 

@@ -609,11 +609,12 @@ class epoll:
 
 
 def socketpair(net: Any, family: Any = None, type: int = _socket.SOCK_STREAM, proto: int = 0) -> tuple:
-    """``socket.socketpair()`` on *net*: two connected fake Unix stream sockets.
+    """``socket.socketpair()`` on *net*: two connected fake Unix stream (or
+    datagram) sockets.
 
     As on Linux, both ends have the unnamed address ``''``; ``AF_INET`` and
     ``AF_INET6`` raise EOPNOTSUPP (only CPython's Windows emulation makes
-    those), and datagram pairs are not simulated (an error says so).
+    those), and ``SOCK_SEQPACKET`` pairs are not simulated (an error says so).
     """
     from simnet.fakesock.tcp import StreamEnd
 
@@ -624,9 +625,11 @@ def socketpair(net: Any, family: Any = None, type: int = _socket.SOCK_STREAM, pr
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")
     if family != _socket.AF_UNIX:
         raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+    if base == _socket.SOCK_DGRAM:
+        return _dgram_pair(net, family, type, proto)
     if base != _socket.SOCK_STREAM:
         raise OSError(errno.EOPNOTSUPP, f"socketpair(AF_UNIX, {_socket.SocketKind(base).name}): "
-                      "only stream pairs are simulated on the fake network")
+                      "only stream and datagram pairs are simulated on the fake network")
     a = net.socket(family, type, proto)
     b = net.socket(family, type, proto)
     cid = net.new_conn_id()
@@ -643,6 +646,25 @@ def socketpair(net: Any, family: Any = None, type: int = _socket.SOCK_STREAM, pr
         sock._trace("conn", sock._fd, cid, side)
         ends.append(end)
     ends[0].peer, ends[1].peer = ends[1], ends[0]
+    net.activity += 1
+    return a, b
+
+
+def _dgram_pair(net: Any, family: int, type: int, proto: int) -> tuple:
+    """Two Unix datagram sockets connected to each other, without names:
+    each holds an :class:`~simnet.fakesock.unixnames.Unnamed` key its peer
+    sends to. Closing one makes the other's sends ECONNREFUSED, as on Linux."""
+    from simnet.fakesock.unixnames import Unnamed
+
+    a = net.socket(family, type, proto)
+    b = net.socket(family, type, proto)
+    for sock in (a, b):
+        key = Unnamed()
+        net._unix.bind(key, sock)
+        sock._laddr = key
+        sock._bound_key = ("unix", key)
+    a._raddr, b._raddr = b._laddr, a._laddr
+    a._state = b._state = "connected"
     net.activity += 1
     return a, b
 

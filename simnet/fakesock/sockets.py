@@ -28,7 +28,7 @@ from typing import Any
 
 from simnet._sockbase import SocketIdentity
 from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost  # noqa: F401
-from simnet.fakesock.unixnames import canonical as _unix_name
+from simnet.fakesock.unixnames import Unnamed, canonical as _unix_name
 from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF,  # noqa: F401
                                  TCP_SNDBUF_CONNECTED, TIME_WAIT, Listener, StreamEnd)
 
@@ -40,6 +40,7 @@ _dgram_cost = dgram_cost
 _POLLIN, _POLLOUT, _POLLERR, _POLLHUP = 0x001, 0x004, 0x008, 0x010
 _MSG_PEEK = int(_socket.MSG_PEEK)
 _MSG_DONTWAIT = int(getattr(_socket, "MSG_DONTWAIT", 0x40))
+_MSG_TRUNC = int(_socket.MSG_TRUNC)
 
 AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
 SOCK_STREAM, SOCK_DGRAM = _socket.SOCK_STREAM, _socket.SOCK_DGRAM
@@ -412,6 +413,8 @@ class FakeSocket(SocketIdentity):
     def _sockname(self, key: Any) -> Any:
         if self._family == AF_INET6 and key is not None and not isinstance(key, (str, bytes)):
             return (key[0], key[1], 0, 0)
+        if key.__class__ is Unnamed:
+            return ""  # a socketpair() end: no name
         return key
 
     def getsockname(self) -> Any:
@@ -1005,6 +1008,9 @@ class FakeSocket(SocketIdentity):
                 raise ValueError("buffer too small for requested bytes")
             nbytes = len(view)
         data = self.recv(nbytes, flags)
+        if len(data) > nbytes:  # MSG_TRUNC on a datagram: its whole length
+            view[:nbytes] = data[:nbytes]
+            return len(data)
         view[:len(data)] = data
         return len(data)
 
@@ -1079,10 +1085,62 @@ class FakeSocket(SocketIdentity):
         view = memoryview(buffer).cast("B")
         nbytes = nbytes or len(view)
         data, addr = self.recvfrom(nbytes, flags)
+        if len(data) > nbytes:  # MSG_TRUNC on a datagram: its whole length
+            view[:nbytes] = data[:nbytes]
+            return len(data), addr
         view[:len(data)] = data
         return len(data), addr
 
+    # -- sendmsg / recvmsg ---------------------------------------------------------
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
+        """``sendmsg()``: the buffers go as one ``send`` (or ``sendto`` with
+        *address*). Ancillary data (``SCM_RIGHTS``, credentials) is not
+        simulated: an ``OSError`` (EOPNOTSUPP) says so."""
+        chunks = [bytes(memoryview(b).cast("B")) for b in buffers]
+        if list(ancdata):
+            raise OSError(errno.EOPNOTSUPP, "sendmsg(): ancillary data (file descriptors, "
+                          "credentials) is not simulated on the fake network")
+        payload = b"".join(chunks)
+        if address is not None:
+            return self.sendto(payload, flags, address)
+        return self.send(payload, flags)
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple:
+        """``recvmsg()``: ``(data, [], msg_flags, address)``; ``msg_flags``
+        has MSG_TRUNC when a datagram was longer than *bufsize*."""
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        if ancbufsize < 0:
+            raise ValueError("negative ancillary buffer size in recvmsg()")
+        self._check()
+        if self._type == SOCK_STREAM:
+            return self.recv(bufsize, flags & ~_MSG_TRUNC), [], 0, None
+        data, src, full = self._recvfrom_full(bufsize, flags)
+        return data, [], _MSG_TRUNC if full > bufsize else 0, src
+
+    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> tuple:
+        """``recvmsg_into()``: the data spread over *buffers* in order;
+        ``(nbytes, [], msg_flags, address)``."""
+        views = [memoryview(b).cast("B") for b in buffers]
+        data, anc, msg_flags, address = self.recvmsg(sum(len(v) for v in views), ancbufsize, flags)
+        at = 0
+        for v in views:
+            part = data[at:at + len(v)]
+            v[:len(part)] = part
+            at += len(part)
+        return len(data), anc, msg_flags, address
+
     def _recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+        data, src, full = self._recvfrom_full(bufsize, flags)
+        if flags & _MSG_TRUNC and full > len(data):
+            # Linux returns the datagram's real length, and CPython sizes the
+            # bytes object to it: the tail was never written (zeros here)
+            data += bytes(full - len(data))
+        return data, src
+
+    def _recvfrom_full(self, bufsize: int, flags: int) -> tuple[bytes, Any, int]:
+        """The next datagram: ``(its first *bufsize* bytes, its source as
+        ``recvfrom`` reports it, its whole length)``."""
         deadline = self._deadline()
         dq = self._dq
         while True:
@@ -1095,7 +1153,9 @@ class FakeSocket(SocketIdentity):
                 data, src = dq.take(peek)
                 if not peek:
                     self.network.activity += 1
-                return data[:bufsize], self._sockname(src)
+                # an unnamed sender (unbound, or a socketpair end): None
+                return (data[:bufsize], None if src.__class__ is Unnamed else self._sockname(src),
+                        len(data))
             self._wait(lambda: bool(dq.items) or bool(self._err), "recvfrom()", flags, deadline)
 
     def _accept_datagram(self, data: bytes, src: Any, sender: Any = None) -> None:

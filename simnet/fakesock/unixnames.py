@@ -36,9 +36,22 @@ def canonical(name: str | bytes | bytearray) -> str | bytes:
     return os.fsdecode(raw)
 
 
+class Unnamed:
+    """The address of one socket of a ``socketpair()``: no name at all (it
+    reads as ``''`` from ``getsockname``/``getpeername`` and as None as a
+    datagram's source), but a key its peer reaches it by, freed on close like
+    an abstract name."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unnamed>"
+
+
 def is_abstract(name: Any) -> bool:
-    """Is canonical *name* an abstract name (not a file)?"""
-    return isinstance(name, bytes)
+    """Is canonical *name* an abstract name (not a file)? (An unnamed
+    socketpair address counts as one: it goes with its socket.)"""
+    return isinstance(name, (bytes, Unnamed))
 
 
 class UnixNames:

@@ -304,6 +304,10 @@ class Backend:
         """Register a socket (or an ``accept()`` result) for ``close_all``; return it."""
         raise NotImplementedError
 
+    def socketpair(self, type: int = SOCK_STREAM) -> tuple[Any, Any]:
+        """``socket.socketpair(AF_UNIX, type)`` on this backend, both tracked."""
+        raise NotImplementedError
+
     def supports(self, family: int) -> bool:
         return True
 
@@ -448,6 +452,10 @@ class RealBackend(Backend):
                proto: int = 0) -> socket.socket:
         return self.track(socket.socket(family, type, proto))
 
+    def socketpair(self, type: int = SOCK_STREAM) -> tuple[Any, Any]:
+        a, b = socket.socketpair(socket.AF_UNIX, type)
+        return self.track(a), self.track(b)
+
     def track(self, obj: Any) -> Any:
         if isinstance(obj, tuple):  # accept() result
             self._socks.append(obj[0])
@@ -517,6 +525,12 @@ class FakeBackend(Backend):
 
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> Any:
         return self.track(self.net.socket(family, type, proto))
+
+    def socketpair(self, type: int = SOCK_STREAM) -> tuple[Any, Any]:
+        from simnet.fakesock.pollers import socketpair
+
+        a, b = socketpair(self.net, socket.AF_UNIX, type)
+        return self.track(a), self.track(b)
 
     def track(self, obj: Any) -> Any:
         self._socks.append(obj[0] if isinstance(obj, tuple) else obj)
