@@ -1323,6 +1323,23 @@ class FakeSocket(SocketIdentity):
     def detach(self) -> int:
         raise OSError(errno.EOPNOTSUPP, "a fake socket has no kernel file descriptor to detach")
 
+    _inheritable = False
+
+    def get_inheritable(self) -> bool:
+        """The close-on-exec flag's opposite, as on a real socket (False
+        unless set; nothing is ever executed on the fake network)."""
+        if self._closed:
+            raise _oserror(errno.EBADF)
+        return self._inheritable
+
+    def set_inheritable(self, inheritable: Any) -> None:
+        if isinstance(inheritable, float) or not hasattr(inheritable, "__index__"):
+            raise TypeError(f"'{type(inheritable).__name__}' object cannot be interpreted "
+                            "as an integer")
+        if self._closed:
+            raise _oserror(errno.EBADF)
+        self._inheritable = bool(inheritable.__index__())
+
     def dup(self) -> FakeSocket:
         raise OSError(errno.EOPNOTSUPP, "fake sockets cannot be duplicated")
 

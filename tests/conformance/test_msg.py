@@ -1,4 +1,4 @@
-"""``sendmsg``/``recvmsg``, ``MSG_TRUNC`` and datagram socket pairs.
+"""``sendmsg``/``recvmsg``, ``MSG_TRUNC``, datagram socket pairs, the inheritable flag.
 
 Pinned facts (this machine's kernel, CPython 3.11):
 
@@ -113,3 +113,17 @@ def test_a_datagram_pair_keeps_what_was_queued_when_the_sender_closes(backend):
     backend.settle()
     assert b.recv(10) == b"1"
     expect_error(BlockingIOError, errno.EAGAIN, b.recv, 10)
+
+
+def test_inheritable_flag(backend):
+    sock = backend.socket()
+    assert sock.get_inheritable() is False
+    sock.set_inheritable(True)
+    assert sock.get_inheritable() is True
+    sock.set_inheritable(0)
+    assert sock.get_inheritable() is False
+    with pytest.raises(TypeError):
+        sock.set_inheritable("x")
+    sock.close()
+    expect_error(OSError, errno.EBADF, sock.get_inheritable)
+    expect_error(OSError, errno.EBADF, sock.set_inheritable, True)
