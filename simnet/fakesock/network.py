@@ -265,6 +265,7 @@ class FakeNetwork(_Connections, Network):
         self._faults_changed()
         # loop integration
         self._maps: list[dict] = []
+        self._map_ids: set[int] = set()  # id() of each map in _maps
         self._pumping = 0
         self._running = 0  # inside run(): a wait that can never end is a deadlock
         # idle-pass accounting (see the class doc): the (activity, clock) seen
@@ -453,6 +454,7 @@ class FakeNetwork(_Connections, Network):
         self.timers.clear()
         self._events.clear()
         self._maps.clear()
+        self._map_ids.clear()
         self.closed = True
         if self.trace is not None and self.trace_path is not None:
             self.trace.write(self.trace_path)
@@ -877,6 +879,7 @@ class FakeNetwork(_Connections, Network):
 
     def _release_fd(self, fd: int) -> None:
         if self._fds.pop(fd, None) is not None:
+            _state.fast_map = None  # a map holding fd may no longer be all open sockets
             heapq.heappush(self._free_fds, fd)
             _state.fake_sockets_open -= 1
             _state.refresh()
@@ -1050,10 +1053,12 @@ class FakeNetwork(_Connections, Network):
 
     # -- running dispatcher programs -----------------------------------------------
     def _note_map(self, map: dict) -> None:
-        for m in self._maps:
-            if m is map:
-                return
-        self._maps.append(map)
+        # (a set of ids beside the list: every map in it is kept alive by the
+        # list, so an id cannot be reused by another map while it is there)
+        ident = id(map)
+        if ident not in self._map_ids:
+            self._map_ids.add(ident)
+            self._maps.append(map)
 
     #: foreign loop steps (see add_pump), called by _pump() in order
     _pumps: tuple = ()
