@@ -52,6 +52,7 @@ simple = True
 #: full lookup.
 fast_map: dict[Any, Any] | None = None
 fast_net: Network | None = None
+fast_len = 0  # len(fast_map) then (poll2 checks it: a key added behind the back)
 
 _stack: list[Network | None] = []
 _lock = threading.Lock()

@@ -339,6 +339,7 @@ def _fast_owner(map, net):
         net._note_map(map)
         _state.fast_map = map
         _state.fast_net = net
+        _state.fast_len = len(map)
         return True
     return False
 
@@ -436,37 +437,70 @@ def poll2(timeout=0.0, map=None):
     if not map:
         _run_timers_without_map()
         return
+    fused = False
     if _state.simple:
         net = None
         timers = _REAL_TIMERS
         pollster = select.poll()
     else:
-        net = _state.network_for_map(map) or _default_real()
-        if net.is_fake:
-            net._note_map(map)
+        net = _state.current
+        if (net is not None and _state.fast_map is map and _state.fast_net is net
+                and _state.fast_len == len(map) and not net._faulty):
+            # the fused pass (see poll()): the map is known to be the current
+            # fake network's, so its file numbers go straight into the poller
+            fused = True
+        else:
+            net = _state.network_for_map(map) or _default_real()
+            if net.is_fake:
+                net._note_map(map)
+                if net is _state.current and not net._faulty:
+                    fused = _fast_owner(map, net)
         timers = net.timers
         pollster = net.poll()
-    for fd, obj in list(map.items()):
-        flags = 0
-        if obj.readable():
-            flags = _POLL_RW_FLAGS
-        # a listening socket is never offered for writing
-        if obj.writable() and not obj.accepting:
-            flags |= _POLLOUT
-        if flags:
-            pollster.register(fd, flags)
+    if fused:
+        registered = pollster._fds  # (what register() fills, for checked numbers)
+        for fd, obj in list(map.items()):
+            flags = 0
+            if obj.readable():
+                flags = _POLL_RW_FLAGS
+            # a listening socket is never offered for writing
+            if obj.writable() and not obj.accepting:
+                flags |= _POLLOUT
+            if flags:
+                registered[fd] = flags
+    else:
+        for fd, obj in list(map.items()):
+            flags = 0
+            if obj.readable():
+                flags = _POLL_RW_FLAGS
+            # a listening socket is never offered for writing
+            if obj.writable() and not obj.accepting:
+                flags |= _POLLOUT
+            if flags:
+                pollster.register(fd, flags)
     pending = timers._heap  # the live heap list (never replaced)
     if pending:
-        bounded, clamped = timers.bound(timeout)
+        if fused and not (timers._new or timers._small or (first := pending[-1]).cancelled):
+            # TimerQueue.bound(), inlined for the usual case (as in poll())
+            bounded = first.when - net._now
+            if not bounded > 0.0:
+                bounded = 0.0
+            clamped = timeout is None or bounded < timeout
+        else:
+            bounded, clamped = timers.bound(timeout)
         if clamped:
             # round a timer's wait up, so the loop does not spin for the last
             # fraction of a millisecond
             timeout_ms = _math.ceil(bounded * 1000)
-    for fd, flags in pollster.poll(timeout_ms):
+    if fused and (timeout_ms is None or 0 <= timeout_ms <= 2147483647):
+        ready = pollster._poll(None if timeout_ms is None else timeout_ms / 1000.0)
+    else:
+        ready = pollster.poll(timeout_ms)
+    for fd, flags in ready:
         obj = map.get(fd)
         if obj is not None:
             readwrite(obj, flags)
-    if pending:
+    if pending and (not fused or pending[-1].when <= net._now or timers._new or timers._small):
         timers.run_due()
 
 

@@ -1387,14 +1387,25 @@ class _FakePoll:
         for fd in self._fds:
             if fd < _state.FAKE_FD_BASE:
                 net._sock_for(fd)
+        return self._poll(seconds)
+
+    def _poll(self, seconds: float | None) -> list[tuple[int, int]]:
+        """:meth:`poll` once *timeout* is checked and converted (None: no
+        limit), and every registered number is a fake one (``asyncore.poll2``
+        calls it straight, for a map it knows is the network's)."""
+        net = self._net
         if net._events:
             net._process_due()
         results = self._results()
         # the pass before may have been idle (see FakeNetwork)
-        before = net.activity  # (read again only if an event ran while the clock moved)
-        if (not net._pumping and net._pass_start(bool(results) or seconds == 0)
-                and net.activity != before):
-            results = self._results()
+        # (readiness is read again only if an event ran while the clock moved)
+        if not net._pumping:
+            if net._mark == (net.activity, net._now):
+                before = net.activity
+                if net._pass_start(bool(results) or seconds == 0) and net.activity != before:
+                    results = self._results()
+            elif net._spins:
+                net._end_streak()  # (what _pass_start does when the pass was not idle)
         if net._faulty and (results or seconds == 0):
             net._signal_wait(0.0, lambda: True)  # an eintr rule's handler may raise
         if not results and seconds != 0:
@@ -1407,7 +1418,8 @@ class _FakePoll:
         net._served += len(results)
         if not net._pumping:
             net._mark = (net.activity, net._now)
-        results = net._order(results)
+        if net.shuffle:
+            results = net._order(results)
         if net._tr is not None:
             net._tr += (5, net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results])
         return results
