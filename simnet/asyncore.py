@@ -382,8 +382,21 @@ def _select_fake(net, r, w, x, timeout):
         # anything happened meanwhile (an event ran)
         if net._mark == (net.activity, net._now):
             if rr or wr or timeout == 0:
+                # an idle pass that does not wait: what _pass_start(True) does,
+                # FakeNetwork._spin() inlined for the usual case (not the last
+                # pass before a livelock; no deadline or event within pass_cost)
                 before = net.activity
-                net._spin()  # (what _pass_start(True) does on an idle pass)
+                spins = net._spins + 1
+                cost = net.pass_cost
+                target = net._now + cost
+                limit = net._block_deadline if net._blocking else net._run_deadline
+                events = net._events
+                if (spins < net._STALL_LIMIT and cost and (limit is None or limit >= target)
+                        and not (events and events[0][0] <= target)):
+                    net._spins = spins
+                    net._now = target
+                else:
+                    net._spin()
                 if net.activity != before:
                     rr = [fd for fd in r if fds[fd]._sel_r()]
                     wr = [fd for fd in w if fds[fd]._sel_w()]

@@ -9,6 +9,7 @@ are reported in the order the caller listed them (or in a seeded shuffle).
 from __future__ import annotations
 
 import errno
+import functools
 import heapq
 import ipaddress
 import itertools
@@ -93,6 +94,16 @@ def _wait_timeout(value: Any, unit: float, kind: str) -> Any:
     if not -_NS_LIMIT <= number * unit * 1e9 < _NS_LIMIT:
         raise OverflowError("timestamp too large to convert to C _PyTime_t")
     return number
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_facts(text: str) -> tuple[str, int, bool]:
+    """``(canonical text, version, is_loopback)`` of the IP address *text*
+    (a str); ValueError if it is not one. Cached: connect() asks on every
+    connection and every network adds the same default hosts, and parsing
+    with ``ipaddress`` costs microseconds."""
+    ip = ipaddress.ip_address(text)
+    return str(ip), ip.version, ip.is_loopback
 
 
 def _loopback(ip: str) -> bool:
@@ -185,6 +196,9 @@ class FakeNetwork(_Connections, Network):
     """
 
     is_fake = True
+    #: STALL_LIMIT, for the idle-pass accounting that ``simnet.asyncore``'s
+    #: fused pass inlines (see :meth:`_spin`)
+    _STALL_LIMIT = STALL_LIMIT
 
     def __init__(self, seed: int = 0, *, latency: float = 0.0,
                  bandwidth: float | None = None, sndbuf: int | None = None,
@@ -679,7 +693,8 @@ class FakeNetwork(_Connections, Network):
         canon = []
         for addr in addresses:
             try:
-                canon.append(str(ipaddress.ip_address(addr)))
+                canon.append(_ip_facts(addr)[0] if type(addr) is str
+                             else str(ipaddress.ip_address(addr)))
             except ValueError:
                 raise ValueError(f"{addr!r} is not an IP address (host {name!r})") from None
         for other in self.hosts.values():
@@ -739,13 +754,14 @@ class FakeNetwork(_Connections, Network):
     def source_ip(self, dest_ip: str, family: int) -> str:
         """The address an unbound socket sends from to reach *dest_ip*
         (Linux: the loopback interface's 127.0.0.1 for all of 127.0.0.0/8)."""
-        if ipaddress.ip_address(dest_ip).is_loopback:
+        if (_ip_facts(dest_ip)[2] if type(dest_ip) is str
+                else ipaddress.ip_address(dest_ip).is_loopback):
             return "127.0.0.1" if family == _socket.AF_INET else dest_ip
         if dest_ip in self._local.addresses:
             return dest_ip
         want = 4 if family == _socket.AF_INET else 6
-        for ip in self._local.addresses:
-            if ipaddress.ip_address(ip).version == want:
+        for ip in self._local.addresses:  # (canonical text: add_host made it)
+            if _ip_facts(ip)[1] == want:
                 return ip
         return dest_ip
 
@@ -1261,13 +1277,23 @@ class FakeNetwork(_Connections, Network):
                 if self._pumps and self.activity != stall_mark:
                     stall_mark = self.activity  # a pump made progress: pass again
                     continue
-                # no channel: only timers and in-flight events can change anything
-                nxt = [t for t in (self._next_event_time(), self.timers.next_deadline()) if t is not None]
-                if not nxt:
+                # no channel: only timers and in-flight events can change
+                # anything; jump to the earliest (two comparisons, no lists:
+                # this is the whole pass of a timer-only program)
+                events = self._events
+                timers = self.timers
+                nxt = timers.next_deadline()
+                if events and (nxt is None or events[0][0] < nxt):
+                    nxt = events[0][0]
+                if nxt is None:
                     raise Deadlock(self._deadlock_report("run() has an empty map and nothing pending"))
-                self._advance(min(min(nxt), deadline))
-                self._process_due()
-                self.timers.run_due()
+                if nxt > deadline:
+                    nxt = deadline
+                if nxt > self._now:
+                    self._now = nxt  # (_advance)
+                if events and events[0][0] <= self._now:
+                    self._process_due()
+                timers.run_due()
                 continue
             poll_fun(deadline - self._now, map)
             # A wait on this network always moves something: the clock (an
