@@ -207,3 +207,19 @@ def test_replaced_module_globals_are_called_on_the_fake_network(poll, monkeypatc
         assert reader.got == b""
         reader.close()
         cli.close()
+
+
+def test_the_kept_verdict_does_not_keep_a_closed_network_alive():
+    import gc
+    import weakref
+
+    with FakeNetwork(seed=1, trace=True) as net:
+        m: dict = {}
+        cli, srv = connected(net.socket, ("127.0.0.1", 80))
+        Reader(srv, m)
+        asyncore.poll(0.0, m)
+        assert _state.fast_net is net
+    ref = weakref.ref(net)
+    del net, cli, srv, m
+    gc.collect()
+    assert ref() is None

@@ -469,6 +469,8 @@ class FakeNetwork(_Connections, Network):
         self._events.clear()
         self._maps.clear()
         self._map_ids.clear()
+        if _state.fast_net is self:  # (the loop's kept verdict: let the network go)
+            _state.fast_map = _state.fast_net = None
         self.closed = True
         if self.trace is not None and self.trace_path is not None:
             self.trace.write(self.trace_path)
