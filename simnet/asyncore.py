@@ -414,9 +414,10 @@ def _select_fake(net, r, w, x, timeout):
         net._wait(timeout, ready)
         rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
         wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
-    if rr or wr:
-        net._served += len(rr) + len(wr)
-    if not pumping:
+    if pumping:
+        if rr or wr:
+            net._served += len(rr) + len(wr)  # (read by FakeNetwork._block, around a pump)
+    else:
         net._mark = (net.activity, net._now)
     if net.shuffle:
         rr, wr = net._order(rr), net._order(wr)

@@ -292,7 +292,10 @@ class FakeNetwork(_Connections, Network):
         self._block_deadline: float | None = None  # innermost blocking call's deadline
         self._blocking = 0  # inside block()/retry(): a blocking call is waiting
         self._run_deadline: float | None = None  # innermost run()'s deadline
-        self._served = 0  # channels select/poll reported ready (handler calls)
+        # channels select/poll reported ready (handler calls) while the maps
+        # are pumped: what _block() compares around a _pump(), and counted
+        # there only
+        self._served = 0
         self.closed = False
 
     # -- faults and traces ---------------------------------------------------
@@ -983,9 +986,10 @@ class FakeNetwork(_Connections, Network):
                 self._wait(timeout, ready)
             rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
             wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
-        if rr or wr:
-            self._served += len(rr) + len(wr)
-        if not self._pumping:
+        if self._pumping:
+            if rr or wr:
+                self._served += len(rr) + len(wr)
+        else:
             self._mark = (self.activity, self._now)
         if self.shuffle:
             rr, wr = self._order(rr), self._order(wr)
@@ -1443,8 +1447,9 @@ class _FakePoll:
             if not (net._faulty and net._signal_wait(seconds, ready)):
                 net._wait(seconds, ready)
             results = self._results()
-        net._served += len(results)
-        if not net._pumping:
+        if net._pumping:
+            net._served += len(results)
+        else:
             net._mark = (net.activity, net._now)
         if net.shuffle:
             results = net._order(results)
