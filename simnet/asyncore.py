@@ -233,23 +233,19 @@ def poll(timeout=0.0, map=None):
                         _finish_pass(owner, map, r, w, e, asked)
                         return
                 r, w, e = net.select(r, w, e, timeout)
+                _dispatch(map, r, w, e)
             else:
+                # (read() and write() stay frames of their own: compact_traceback()
+                # lists them in handle_error's report, as the stdlib's does)
                 r, w = rw
-                e = ()
-            # (read() and write() stay frames of their own: compact_traceback()
-            # lists them in handle_error's report, as the stdlib's does)
-            for fd in r:
-                obj = map.get(fd)
-                if obj is not None:
-                    read(obj)
-            for fd in w:
-                obj = map.get(fd)
-                if obj is not None:
-                    write(obj)
-            for fd in e:
-                obj = map.get(fd)
-                if obj is not None:
-                    _exception(obj)
+                for fd in r:
+                    obj = map.get(fd)
+                    if obj is not None:
+                        read(obj)
+                for fd in w:
+                    obj = map.get(fd)
+                    if obj is not None:
+                        write(obj)
             # timers.run_due() when it has anything to do
             if pending and (pending[-1].when <= net._now or timers._new or timers._small):
                 timers.run_due()
@@ -312,6 +308,14 @@ def _finish_pass(net, map, r, w, e, timeout):
             timers.run_due()
         return
     r, w, e = net.select(r, w, e, timeout)
+    _dispatch(map, r, w, e)
+    if pending:
+        timers.run_due()
+
+
+def _dispatch(map, r, w, e):
+    """Deliver what ``select()`` returned: reads, then writes, then
+    exceptional conditions, to the channels still in *map*."""
     for fd in r:
         obj = map.get(fd)
         if obj is not None:
@@ -324,8 +328,6 @@ def _finish_pass(net, map, r, w, e, timeout):
         obj = map.get(fd)
         if obj is not None:
             _exception(obj)
-    if pending:
-        timers.run_due()
 
 
 def _fast_owner(map, net):
