@@ -15,6 +15,11 @@ in one process, it splits the ``-j 1`` time into:
 * **the rest** of explore's time: shrinking each distinct failure once,
   recording its trace, merging, writing trace files.
 
+A control comes first: two CPU-bound loops on a 2-process pool against the
+same loops one after the other. On a shared machine the second core is
+often busy, and then ``-j 2`` cannot beat ``-j 1`` however little explore's
+machinery costs; the control says how much parallelism there was to gain.
+
 The claim checked: no part of explore's machinery costs more than the runs.
 Shared machines are noisy; each figure is the best of R repetitions.
 
@@ -95,13 +100,35 @@ def pool_start() -> None:
         pool.map(_noop, [0, 1])
 
 
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def parallel_control(repeat: int, n: int = 5_000_000) -> float:
+    """How much faster two CPU-bound loops finish on a 2-process pool than
+    one after the other (2.0 on two free cores): what ``-j 2`` can gain on
+    this machine right now, whatever explore does."""
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_noop, [0, 1])  # started
+        serial = best(repeat, lambda: (_burn(n), _burn(n)))
+        parallel = best(repeat, lambda: pool.map(_burn, [n, n]))
+    return serial / parallel
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     n, r = args.seeds, args.repeat
-    print(f"explore throughput, N={n} seeds, best of {r}, cpus={os.cpu_count()}")
+    print(f"explore throughput, N={n} seeds, best of {r}, cpus={os.cpu_count()}, load average "
+          f"{os.getloadavg()[0]:.1f}; control: two CPU loops on a 2-process pool run "
+          f"{parallel_control(r):.2f}x faster than one after the other (2.00 = two free "
+          "cores; -j 2 cannot gain more)")
     print(f"{'scenario':34} {'-j':>3} {'runs/s':>8} {'wall s':>7} {'failures':>8}")
     for name in SCENARIOS:
         for jobs in (1, 2):

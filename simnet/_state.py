@@ -43,6 +43,19 @@ fake_sockets_open = 0
 #: socket open. Kept up to date by push/pop and refresh().
 simple = True
 
+#: A map that the fused pass (``simnet.asyncore.poll``/``poll2``) found to
+#: hold only sockets of the fake network :data:`fast_net` (its keys are all
+#: open file numbers of that network and its first channel's socket is that
+#: network's), so the next pass need not look again. Anything that can change
+#: the verdict sets it back to None: a channel added to or taken out of a map
+#: (``dispatcher.add_channel``/``del_channel``) and a fake socket's file number
+#: released. A map changed behind the dispatcher's back is still caught: a key
+#: that is not an open file number of the network sends the pass back to the
+#: full lookup.
+fast_map: dict[Any, Any] | None = None
+fast_net: Network | None = None
+fast_len = 0  # len(fast_map) then (poll2 checks it: a key added behind the back)
+
 _stack: list[Network | None] = []
 _lock = threading.Lock()
 

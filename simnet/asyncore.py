@@ -147,137 +147,136 @@ def _timers_of(net):
 def poll(timeout=0.0, map=None):
     """One pass of the loop with ``select()``: wait up to *timeout* seconds
     (bounded by the next timer), dispatch read, write and exceptional events,
-    then run the timers that are due."""
+    then run the timers that are due.
+
+    While a fake network without a fault plan is current, the pass is fused
+    (see the comments below): every channel is still asked ``readable()`` and
+    ``writable()`` in map order, the readiness is still one snapshot taken
+    after all of them answered, and the handlers run in the same order; only
+    the bookkeeping between those steps is cut."""
     if map is None:
         map = socket_map
-    if map:
-        if not _state.simple:
-            net = _state.current
-            if net is not None and net.is_fake and not net._faulty:
-                _poll_fake(timeout, map, net)
+    if not map:
+        _run_timers_without_map()
+        return
+    if not _state.simple:
+        net = _state.current
+        if net is not None and net.is_fake and not net._faulty:
+            # -- the fused pass ------------------------------------------------
+            items = list(map.items())
+            r = []
+            w = []
+            odd = None  # listening channels that are only "writable" (in e alone)
+            for fd, obj in items:
+                is_r = obj.readable()
+                is_w = obj.writable()
+                if is_r:
+                    r.append(fd)
+                    # a listening socket is never offered for writing
+                    if is_w and not obj.accepting:
+                        w.append(fd)
+                elif is_w:
+                    if not obj.accepting:
+                        w.append(fd)
+                    elif odd is None:
+                        odd = [fd]
+                    else:
+                        odd.append(fd)
+            # Does *net* own the map? The verdict is kept between passes
+            # (_state.fast_map) until a channel is added or removed or a file
+            # number released; e (the channels in r or w or odd, in map
+            # order) is only needed when select() itself must run.
+            if (_state.fast_map is not map or _state.fast_net is not net or net._faulty) \
+                    and not _fast_owner(map, net):
+                _finish_pass(_state.network_for_map(map) or _default_real(), map, r, w,
+                             _e_list(items, r, w, odd), timeout)
                 return
-        r = []
-        w = []
-        e = []
-        for fd, obj in list(map.items()):
-            is_r = obj.readable()
-            is_w = obj.writable()
-            if is_r:
-                r.append(fd)
-            # a listening socket is never offered for writing
-            if is_w and not obj.accepting:
-                w.append(fd)
-            if is_r or is_w:
-                e.append(fd)
-        # the default real network unless a network is entered or fake sockets exist
-        if _state.simple:
-            timers = _REAL_TIMERS
-            pending = timers._heap  # the live heap list (never replaced)
-            if pending:
-                timeout = timers.bound(timeout)[0]
-            if not e:  # nothing readable or writable: just wait
-                time.sleep(timeout)
-                if pending:
-                    timers.run_due()
-                return
-            r, w, e = select.select(r, w, e, timeout)
-        else:
-            net = _state.network_for_map(map) or _default_real()
-            if net.is_fake:
-                net._note_map(map)
             timers = net.timers
-            pending = timers._heap
+            pending = timers._heap  # the live list (never replaced)
+            asked = timeout
             if pending:
-                timeout = timers.bound(timeout)[0]
-            if not e:
+                # TimerQueue.bound(), inlined for the usual case
+                if timers._new or timers._small or (first := pending[-1]).cancelled:
+                    timeout = timers.bound(timeout)[0]
+                else:
+                    remaining = first.when - net._now
+                    if not remaining > 0.0:
+                        remaining = 0.0
+                    if timeout is None or remaining < timeout:
+                        timeout = remaining
+            if not (r or w or odd):
+                if not map.keys() <= net._fds.keys():  # (the verdict is stale)
+                    _state.fast_map = None
+                    _finish_pass(_state.network_for_map(map) or _default_real(), map, r, w,
+                                 _e_list(items, r, w, odd), asked)
+                    return
                 net.sleep(timeout)
                 if pending:
                     timers.run_due()
                 return
-            r, w, e = net.select(r, w, e, timeout)
-
-        for fd in r:
-            obj = map.get(fd)
-            if obj is not None:
-                read(obj)
-        for fd in w:
-            obj = map.get(fd)
-            if obj is not None:
-                write(obj)
-        for fd in e:
-            obj = map.get(fd)
-            if obj is not None:
-                _exception(obj)
-        if pending:
-            timers.run_due()
-    else:
-        _run_timers_without_map()
-
-
-def _poll_fake(timeout, map, net):
-    """:func:`poll` while the fake network *net* is current and has no fault
-    plan: the same pass, in fewer steps when *net* owns the map (the usual
-    case).
-
-    Every channel is asked ``readable()``/``writable()`` in map order, as
-    always. Then, instead of ``_state.network_for_map`` and
-    ``FakeNetwork.select``: the map's keys are all *net*'s file numbers and
-    its first channel's socket is *net*'s (what ``network_for_map`` checks),
-    and when no network event is due (so ``select`` would process none),
-    readiness is read from ``net``'s sockets by :func:`_select_fake`, with
-    the same idle-pass accounting, shuffle and trace record as ``select``.
-    In every other case (a socket of another network or a real one, keys
-    that are socket objects, events due, a file number closed by a
-    predicate, a timeout of another type) the pass finishes through
-    ``network_for_map`` and the network's ``select`` with the lists already
-    built: no channel is asked twice, and errors are ``select``'s."""
+            events = net._events
+            rw = None
+            if (not (events and events[0][0] <= net._now)
+                    and (timeout is None
+                         or (timeout.__class__ is float and 0.0 <= timeout < 9.2e9))):
+                # no network event due, so select() would run none: readiness
+                # is read straight from the sockets
+                rw = _select_fake(net, r, w, odd or (), timeout)
+            if rw is None:
+                e = _e_list(items, r, w, odd)
+                if not map.keys() <= net._fds.keys():
+                    # a file number closed, or the map was changed behind the
+                    # dispatchers' back: the full lookup says whose it is
+                    _state.fast_map = None
+                    owner = _state.network_for_map(map) or _default_real()
+                    if owner is not net:
+                        _finish_pass(owner, map, r, w, e, asked)
+                        return
+                r, w, e = net.select(r, w, e, timeout)
+                _dispatch(map, r, w, e)
+            else:
+                # (read() and write() stay frames of their own: compact_traceback()
+                # lists them in handle_error's report, as the stdlib's does)
+                r, w = rw
+                for fd in r:
+                    obj = map.get(fd)
+                    if obj is not None:
+                        read(obj)
+                for fd in w:
+                    obj = map.get(fd)
+                    if obj is not None:
+                        write(obj)
+            # timers.run_due() when it has anything to do
+            if pending and (pending[-1].when <= net._now or timers._new or timers._small):
+                timers.run_due()
+            return
     r = []
     w = []
     e = []
-    odd = False  # a listening channel that is only "writable" (in e alone)
     for fd, obj in list(map.items()):
         is_r = obj.readable()
         is_w = obj.writable()
         if is_r:
             r.append(fd)
-        if is_w:
-            # a listening socket is never offered for writing
-            if not obj.accepting:
-                w.append(fd)
-            elif not is_r:
-                odd = True
+        # a listening socket is never offered for writing
+        if is_w and not obj.accepting:
+            w.append(fd)
         if is_r or is_w:
             e.append(fd)
-    fds = net._fds
-    events = net._events
-    if (map and map.keys() <= fds.keys() and not net._faulty
-            and getattr(getattr(next(iter(map.values())), "socket", None), "network", net) is net):
-        maps = net._maps
-        if not maps or maps[0] is not map:
-            net._note_map(map)
-        fast = not (events and events[0][0] <= net._now)
-    else:
-        net = _state.network_for_map(map) or _default_real()
-        if net.is_fake:
-            net._note_map(map)
-        fast = False
-    timers = net.timers
+    if not _state.simple:
+        _finish_pass(_state.network_for_map(map) or _default_real(), map, r, w, e, timeout)
+        return
+    # the default real network: no network entered and no fake socket exists
+    timers = _REAL_TIMERS
     pending = timers._heap  # the live heap list (never replaced)
     if pending:
         timeout = timers.bound(timeout)[0]
-    if not e:
-        net.sleep(timeout)
+    if not e:  # nothing readable or writable: just wait
+        time.sleep(timeout)
         if pending:
             timers.run_due()
         return
-    rw = None
-    if fast and (timeout is None or (timeout.__class__ is float and 0.0 <= timeout < 9.2e9)):
-        rw = _select_fake(net, r, w, e if odd else (), timeout)
-    if rw is None:
-        r, w, e = net.select(r, w, e, timeout)
-    else:
-        r, w = rw
-        e = ()
+    r, w, e = select.select(r, w, e, timeout)
     for fd in r:
         obj = map.get(fd)
         if obj is not None:
@@ -292,6 +291,69 @@ def _poll_fake(timeout, map, net):
             _exception(obj)
     if pending:
         timers.run_due()
+
+
+def _finish_pass(net, map, r, w, e, timeout):
+    """The rest of a :func:`poll` pass once the lists are built, on *net*
+    (any network): wait through it, dispatch, run the timers due."""
+    if net.is_fake:
+        net._note_map(map)
+    timers = net.timers
+    pending = timers._heap  # the live heap list (never replaced)
+    if pending:
+        timeout = timers.bound(timeout)[0]
+    if not e:
+        net.sleep(timeout)
+        if pending:
+            timers.run_due()
+        return
+    r, w, e = net.select(r, w, e, timeout)
+    _dispatch(map, r, w, e)
+    if pending:
+        timers.run_due()
+
+
+def _dispatch(map, r, w, e):
+    """Deliver what ``select()`` returned: reads, then writes, then
+    exceptional conditions, to the channels still in *map*."""
+    for fd in r:
+        obj = map.get(fd)
+        if obj is not None:
+            read(obj)
+    for fd in w:
+        obj = map.get(fd)
+        if obj is not None:
+            write(obj)
+    for fd in e:
+        obj = map.get(fd)
+        if obj is not None:
+            _exception(obj)
+
+
+def _fast_owner(map, net):
+    """Is *map* all sockets of the fake network *net* (every key an open file
+    number of it, its first channel's socket *net*'s), with no fault plan?
+    Then :func:`poll` and :func:`poll2` take their fused pass, and the
+    verdict is remembered (``_state.fast_map``) until a channel is added or
+    removed or a file number released."""
+    if (map and not net._faulty and map.keys() <= net._fds.keys()
+            and getattr(getattr(next(iter(map.values())), "socket", None), "network", net) is net):
+        net._note_map(map)
+        _state.fast_map = map
+        _state.fast_net = net
+        _state.fast_len = len(map)
+        return True
+    return False
+
+
+def _e_list(items, r, w, odd):
+    """The ``e`` list :func:`poll` gives ``select()``: the channels that are
+    readable or writable, in map order (*items*)."""
+    chosen = set(r)
+    chosen.update(w)
+    if odd:
+        chosen.update(odd)
+    return [fd for fd, _ in items if fd in chosen]
 
 
 def _select_fake(net, r, w, x, timeout):
@@ -317,14 +379,31 @@ def _select_fake(net, r, w, x, timeout):
         return None
     pumping = net._pumping
     if not pumping:
-        # the idle-pass accounting (FakeNetwork._pass_start); when the pass
-        # was idle and the clock moved, readiness is read again if anything
-        # happened meanwhile (an event ran)
+        # the idle-pass accounting (FakeNetwork._pass_start, inlined); when
+        # the pass was idle and the clock moved, readiness is read again if
+        # anything happened meanwhile (an event ran)
         if net._mark == (net.activity, net._now):
-            before = net.activity
-            if net._pass_start(bool(rr or wr) or timeout == 0) and net.activity != before:
-                rr = [fd for fd in r if fds[fd]._sel_r()]
-                wr = [fd for fd in w if fds[fd]._sel_w()]
+            if rr or wr or timeout == 0:
+                # an idle pass that does not wait: what _pass_start(True) does,
+                # FakeNetwork._spin() inlined for the usual case (not the last
+                # pass before a livelock; no deadline or event within pass_cost)
+                before = net.activity
+                spins = net._spins + 1
+                cost = net.pass_cost
+                target = net._now + cost
+                limit = net._block_deadline if net._blocking else net._run_deadline
+                events = net._events
+                if (spins < net._STALL_LIMIT and cost and (limit is None or limit >= target)
+                        and not (events and events[0][0] <= target)):
+                    net._spins = spins
+                    net._now = target
+                else:
+                    net._spin()
+                if net.activity != before:
+                    rr = [fd for fd in r if fds[fd]._sel_r()]
+                    wr = [fd for fd in w if fds[fd]._sel_w()]
+            else:
+                net._pass_start(False)
         elif net._spins:
             net._end_streak()
     if not (rr or wr) and timeout != 0:
@@ -337,9 +416,10 @@ def _select_fake(net, r, w, x, timeout):
         net._wait(timeout, ready)
         rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
         wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
-    if rr or wr:
-        net._served += len(rr) + len(wr)
-    if not pumping:
+    if pumping:
+        if rr or wr:
+            net._served += len(rr) + len(wr)  # (read by FakeNetwork._block, around a pump)
+    else:
         net._mark = (net.activity, net._now)
     if net.shuffle:
         rr, wr = net._order(rr), net._order(wr)
@@ -373,37 +453,70 @@ def poll2(timeout=0.0, map=None):
     if not map:
         _run_timers_without_map()
         return
+    fused = False
     if _state.simple:
         net = None
         timers = _REAL_TIMERS
         pollster = select.poll()
     else:
-        net = _state.network_for_map(map) or _default_real()
-        if net.is_fake:
-            net._note_map(map)
+        net = _state.current
+        if (net is not None and _state.fast_map is map and _state.fast_net is net
+                and _state.fast_len == len(map) and not net._faulty):
+            # the fused pass (see poll()): the map is known to be the current
+            # fake network's, so its file numbers go straight into the poller
+            fused = True
+        else:
+            net = _state.network_for_map(map) or _default_real()
+            if net.is_fake:
+                net._note_map(map)
+                if net is _state.current and not net._faulty:
+                    fused = _fast_owner(map, net)
         timers = net.timers
         pollster = net.poll()
-    for fd, obj in list(map.items()):
-        flags = 0
-        if obj.readable():
-            flags = _POLL_RW_FLAGS
-        # a listening socket is never offered for writing
-        if obj.writable() and not obj.accepting:
-            flags |= _POLLOUT
-        if flags:
-            pollster.register(fd, flags)
+    if fused:
+        registered = pollster._fds  # (what register() fills, for checked numbers)
+        for fd, obj in list(map.items()):
+            flags = 0
+            if obj.readable():
+                flags = _POLL_RW_FLAGS
+            # a listening socket is never offered for writing
+            if obj.writable() and not obj.accepting:
+                flags |= _POLLOUT
+            if flags:
+                registered[fd] = flags
+    else:
+        for fd, obj in list(map.items()):
+            flags = 0
+            if obj.readable():
+                flags = _POLL_RW_FLAGS
+            # a listening socket is never offered for writing
+            if obj.writable() and not obj.accepting:
+                flags |= _POLLOUT
+            if flags:
+                pollster.register(fd, flags)
     pending = timers._heap  # the live heap list (never replaced)
     if pending:
-        bounded, clamped = timers.bound(timeout)
+        if fused and not (timers._new or timers._small or (first := pending[-1]).cancelled):
+            # TimerQueue.bound(), inlined for the usual case (as in poll())
+            bounded = first.when - net._now
+            if not bounded > 0.0:
+                bounded = 0.0
+            clamped = timeout is None or bounded < timeout
+        else:
+            bounded, clamped = timers.bound(timeout)
         if clamped:
             # round a timer's wait up, so the loop does not spin for the last
             # fraction of a millisecond
             timeout_ms = _math.ceil(bounded * 1000)
-    for fd, flags in pollster.poll(timeout_ms):
+    if fused and (timeout_ms is None or 0 <= timeout_ms <= 2147483647):
+        ready = pollster._poll(None if timeout_ms is None else timeout_ms / 1000.0)
+    else:
+        ready = pollster.poll(timeout_ms)
+    for fd, flags in ready:
         obj = map.get(fd)
         if obj is not None:
             readwrite(obj, flags)
-    if pending:
+    if pending and (not fused or pending[-1].when <= net._now or timers._new or timers._small):
         timers.run_due()
 
 
@@ -528,6 +641,7 @@ class dispatcher:
         if map is None:
             map = self._map
         map[self._fileno] = self
+        _state.fast_map = None  # (poll()'s verdict on a map: see _fast_owner)
         if not _state.simple and self._fileno is not None and self._fileno >= _state.FAKE_FD_BASE:
             # a fake network serves this map when a blocking call waits on it
             net = getattr(self.socket, "network", None)
@@ -541,6 +655,7 @@ class dispatcher:
             map = self._map
         if fd in map:
             del map[fd]
+            _state.fast_map = None
         self._fileno = None
 
     def create_socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):

@@ -9,6 +9,7 @@ are reported in the order the caller listed them (or in a seeded shuffle).
 from __future__ import annotations
 
 import errno
+import functools
 import heapq
 import ipaddress
 import itertools
@@ -97,6 +98,16 @@ def _wait_timeout(value: Any, unit: float, kind: str) -> Any:
     return number
 
 
+@functools.lru_cache(maxsize=4096)
+def _ip_facts(text: str) -> tuple[str, int, bool]:
+    """``(canonical text, version, is_loopback)`` of the IP address *text*
+    (a str); ValueError if it is not one. Cached: connect() asks on every
+    connection and every network adds the same default hosts, and parsing
+    with ``ipaddress`` costs microseconds."""
+    ip = ipaddress.ip_address(text)
+    return str(ip), ip.version, ip.is_loopback
+
+
 def _loopback(ip: str) -> bool:
     return ip.startswith("127.") or ip == "::1"
 
@@ -173,6 +184,9 @@ class FakeNetwork(_Connections, Network):
     """
 
     is_fake = True
+    #: STALL_LIMIT, for the idle-pass accounting that ``simnet.asyncore``'s
+    #: fused pass inlines (see :meth:`_spin`)
+    _STALL_LIMIT = STALL_LIMIT
 
     def __init__(self, seed: int = 0, *, latency: float = 0.0,
                  bandwidth: float | None = None, sndbuf: int | None = None,
@@ -253,6 +267,7 @@ class FakeNetwork(_Connections, Network):
         self._faults_changed()
         # loop integration
         self._maps: list[dict] = []
+        self._map_ids: set[int] = set()  # id() of each map in _maps
         self._pumping = 0
         self._running = 0  # inside run(): a wait that can never end is a deadlock
         # idle-pass accounting (see the class doc): the (activity, clock) seen
@@ -265,7 +280,10 @@ class FakeNetwork(_Connections, Network):
         self._block_deadline: float | None = None  # innermost blocking call's deadline
         self._blocking = 0  # inside block()/retry(): a blocking call is waiting
         self._run_deadline: float | None = None  # innermost run()'s deadline
-        self._served = 0  # channels select/poll reported ready (handler calls)
+        # channels select/poll reported ready (handler calls) while the maps
+        # are pumped: what _block() compares around a _pump(), and counted
+        # there only
+        self._served = 0
         self.closed = False
 
     # -- faults and traces ---------------------------------------------------
@@ -438,6 +456,9 @@ class FakeNetwork(_Connections, Network):
         self.timers.clear()
         self._events.clear()
         self._maps.clear()
+        self._map_ids.clear()
+        if _state.fast_net is self:  # (the loop's kept verdict: let the network go)
+            _state.fast_map = _state.fast_net = None
         self.closed = True
         if self.trace is not None and self.trace_path is not None:
             self.trace.write(self.trace_path)
@@ -662,7 +683,8 @@ class FakeNetwork(_Connections, Network):
         canon = []
         for addr in addresses:
             try:
-                canon.append(str(ipaddress.ip_address(addr)))
+                canon.append(_ip_facts(addr)[0] if type(addr) is str
+                             else str(ipaddress.ip_address(addr)))
             except ValueError:
                 raise ValueError(f"{addr!r} is not an IP address (host {name!r})") from None
         for other in self.hosts.values():
@@ -708,13 +730,14 @@ class FakeNetwork(_Connections, Network):
     def source_ip(self, dest_ip: str, family: int) -> str:
         """The address an unbound socket sends from to reach *dest_ip*
         (Linux: the loopback interface's 127.0.0.1 for all of 127.0.0.0/8)."""
-        if ipaddress.ip_address(dest_ip).is_loopback:
+        if (_ip_facts(dest_ip)[2] if type(dest_ip) is str
+                else ipaddress.ip_address(dest_ip).is_loopback):
             return "127.0.0.1" if family == _socket.AF_INET else dest_ip
         if dest_ip in self._local.addresses:
             return dest_ip
         want = 4 if family == _socket.AF_INET else 6
-        for ip in self._local.addresses:
-            if ipaddress.ip_address(ip).version == want:
+        for ip in self._local.addresses:  # (canonical text: add_host made it)
+            if _ip_facts(ip)[1] == want:
                 return ip
         return dest_ip
 
@@ -848,6 +871,7 @@ class FakeNetwork(_Connections, Network):
 
     def _release_fd(self, fd: int) -> None:
         if self._fds.pop(fd, None) is not None:
+            _state.fast_map = None  # a map holding fd may no longer be all open sockets
             heapq.heappush(self._free_fds, fd)
             _state.fake_sockets_open -= 1
             _state.refresh()
@@ -938,9 +962,10 @@ class FakeNetwork(_Connections, Network):
                 self._wait(timeout, ready)
             rr = [fd for fd, s in zip(r, rs) if s._sel_r()]
             wr = [fd for fd, s in zip(w, ws) if s._sel_w()]
-        if rr or wr:
-            self._served += len(rr) + len(wr)
-        if not self._pumping:
+        if self._pumping:
+            if rr or wr:
+                self._served += len(rr) + len(wr)
+        else:
             self._mark = (self.activity, self._now)
         if self.shuffle:
             rr, wr = self._order(rr), self._order(wr)
@@ -1026,10 +1051,12 @@ class FakeNetwork(_Connections, Network):
 
     # -- running dispatcher programs -----------------------------------------------
     def _note_map(self, map: dict) -> None:
-        for m in self._maps:
-            if m is map:
-                return
-        self._maps.append(map)
+        # (a set of ids beside the list: every map in it is kept alive by the
+        # list, so an id cannot be reused by another map while it is there)
+        ident = id(map)
+        if ident not in self._map_ids:
+            self._map_ids.add(ident)
+            self._maps.append(map)
 
     #: foreign loop steps (see add_pump), called by _pump() in order
     _pumps: tuple = ()
@@ -1232,13 +1259,23 @@ class FakeNetwork(_Connections, Network):
                 if self._pumps and self.activity != stall_mark:
                     stall_mark = self.activity  # a pump made progress: pass again
                     continue
-                # no channel: only timers and in-flight events can change anything
-                nxt = [t for t in (self._next_event_time(), self.timers.next_deadline()) if t is not None]
-                if not nxt:
+                # no channel: only timers and in-flight events can change
+                # anything; jump to the earliest (two comparisons, no lists:
+                # this is the whole pass of a timer-only program)
+                events = self._events
+                timers = self.timers
+                nxt = timers.next_deadline()
+                if events and (nxt is None or events[0][0] < nxt):
+                    nxt = events[0][0]
+                if nxt is None:
                     raise Deadlock(self._deadlock_report("run() has an empty map and nothing pending"))
-                self._advance(min(min(nxt), deadline))
-                self._process_due()
-                self.timers.run_due()
+                if nxt > deadline:
+                    nxt = deadline
+                if nxt > self._now:
+                    self._now = nxt  # (_advance)
+                if events and events[0][0] <= self._now:
+                    self._process_due()
+                timers.run_due()
                 continue
             poll_fun(deadline - self._now, map)
             # A wait on this network always moves something: the clock (an
@@ -1375,14 +1412,25 @@ class _FakePoll:
         for fd in self._fds:
             if fd < _state.FAKE_FD_BASE:
                 net._sock_for(fd)
+        return self._poll(seconds)
+
+    def _poll(self, seconds: float | None) -> list[tuple[int, int]]:
+        """:meth:`poll` once *timeout* is checked and converted (None: no
+        limit), and every registered number is a fake one (``asyncore.poll2``
+        calls it straight, for a map it knows is the network's)."""
+        net = self._net
         if net._events:
             net._process_due()
         results = self._results()
         # the pass before may have been idle (see FakeNetwork)
-        before = net.activity  # (read again only if an event ran while the clock moved)
-        if (not net._pumping and net._pass_start(bool(results) or seconds == 0)
-                and net.activity != before):
-            results = self._results()
+        # (readiness is read again only if an event ran while the clock moved)
+        if not net._pumping:
+            if net._mark == (net.activity, net._now):
+                before = net.activity
+                if net._pass_start(bool(results) or seconds == 0) and net.activity != before:
+                    results = self._results()
+            elif net._spins:
+                net._end_streak()  # (what _pass_start does when the pass was not idle)
         if net._faulty and (results or seconds == 0):
             net._signal_wait(0.0, lambda: True)  # an eintr rule's handler may raise
         if not results and seconds != 0:
@@ -1392,10 +1440,12 @@ class _FakePoll:
             if not (net._faulty and net._signal_wait(seconds, ready)):
                 net._wait(seconds, ready)
             results = self._results()
-        net._served += len(results)
-        if not net._pumping:
+        if net._pumping:
+            net._served += len(results)
+        else:
             net._mark = (net.activity, net._now)
-        results = net._order(results)
+        if net.shuffle:
+            results = net._order(results)
         if net._tr is not None:
             net._tr += (5, net._now, "ready", -1, [fd for fd, _ in results], [list(r) for r in results])
         return results
