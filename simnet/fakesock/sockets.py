@@ -22,10 +22,10 @@ import errno
 import math
 import operator
 import socket as _socket
-import struct
 from typing import Any
 
 from simnet._sockbase import SocketIdentity
+from simnet.fakesock import options as _options
 from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost
 from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF, TCP_SNDBUF_CONNECTED,
                                  TIME_WAIT, Listener, StreamEnd)
@@ -44,29 +44,11 @@ _TYPE_MASK = ~(getattr(_socket, "SOCK_NONBLOCK", 0) | getattr(_socket, "SOCK_CLO
 
 SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
 
-_MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
 _SO_SNDBUF = (_socket.SOL_SOCKET, _socket.SO_SNDBUF)
 
 #: Linux default buffers of a socket other than TCP (wmem_default /
 #: rmem_default; TCP's are in simnet.fakesock.tcp).
 DEFAULT_BUF = 212992
-
-_KNOWN_OPTS = {
-    (_socket.SOL_SOCKET, _socket.SO_REUSEADDR), (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE),
-    (_socket.SOL_SOCKET, _socket.SO_BROADCAST), (_socket.SOL_SOCKET, _socket.SO_SNDBUF),
-    (_socket.SOL_SOCKET, _socket.SO_RCVBUF), (_socket.SOL_SOCKET, _socket.SO_LINGER),
-    (_socket.SOL_SOCKET, _socket.SO_OOBINLINE),
-    (_socket.IPPROTO_TCP, _socket.TCP_NODELAY),
-}
-for _name in ("SO_REUSEPORT", "SO_RCVLOWAT", "SO_SNDLOWAT", "SO_PRIORITY"):
-    if hasattr(_socket, _name):
-        _KNOWN_OPTS.add((_socket.SOL_SOCKET, getattr(_socket, _name)))
-for _name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_QUICKACK", "TCP_USER_TIMEOUT"):
-    if hasattr(_socket, _name):
-        _KNOWN_OPTS.add((_socket.IPPROTO_TCP, getattr(_socket, _name)))
-for _name in ("IPV6_V6ONLY",):
-    if hasattr(_socket, _name):
-        _KNOWN_OPTS.add((_socket.IPPROTO_IPV6, getattr(_socket, _name)))
 
 
 def _oserror(code: int) -> OSError:
@@ -450,57 +432,25 @@ class FakeSocket(SocketIdentity):
         self._register(ip, net.ephemeral_port(self._family, ip, self._type))
 
     # -- options ---------------------------------------------------------------
-    def setsockopt(self, level: int, optname: int, value: Any, optlen: Any = None) -> None:
+    def setsockopt(self, *args: Any) -> None:
+        """``setsockopt(level, optname, value)`` or ``(level, optname, None,
+        optlen)``: as the kernel does it (see :mod:`simnet.fakesock.options`)."""
+        level, optname, buf, optlen = _options.parse_set_args(args)
         self._check()
-        if (level, optname) not in _KNOWN_OPTS:
-            raise _oserror(errno.ENOPROTOOPT)
-        if level == _socket.SOL_SOCKET and optname == _socket.SO_SNDBUF:
-            # (kept in _opts, which makes _snd_locked true: SOCK_SNDBUF_LOCK)
-            self._sndbuf = max(_MIN_SNDBUF, int(value) * 2)
-            if self._end is not None:
-                self._end.scap = self._sndbuf
-        elif level == _socket.SOL_SOCKET and optname == _socket.SO_RCVBUF:
-            self._rcvbuf = max(_MIN_RCVBUF, int(value) * 2)
-            if self._end is not None:
-                self._end.rcap = self._rcvbuf
-        elif level == _socket.SOL_SOCKET and optname == _socket.SO_LINGER:
-            if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
-                raise _oserror(errno.EINVAL)
-            value = struct.unpack("ii", value)
-        elif not isinstance(value, (bytes, bytearray)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError("a bytes-like object is required, not '%s'" % type(value).__name__)
-            value = int(value)
-        self._opts[(level, optname)] = value
+        _options.set_option(self, level, optname, buf, optlen)
 
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
+    def getsockopt(self, *args: Any) -> Any:
+        """``getsockopt(level, optname[, buflen])``: an int without buflen
+        (or with 0), else the bytes the kernel writes (at most buflen)."""
+        level, optname, buflen = _options.parse_get_args(args)
         self._check()
-        sol = _socket.SOL_SOCKET
-        if (level, optname) == (sol, _socket.SO_ERROR):
-            if self._end is not None and self._end.err:
-                value = self._end.take_error()
-            else:
-                value, self._err = self._err, 0
-        elif (level, optname) == (sol, _socket.SO_TYPE):
-            value = self._type
-        elif (level, optname) == (sol, _socket.SO_ACCEPTCONN):
-            value = int(self._state == "listening")
-        elif (level, optname) == (sol, _socket.SO_SNDBUF):
-            value = self._sndbuf
-        elif (level, optname) == (sol, _socket.SO_RCVBUF):
-            value = self._rcvbuf
-        elif (level, optname) == (sol, _socket.SO_LINGER):
-            onoff, linger = self._opts.get((level, optname), (0, 0))
-            packed = struct.pack("ii", onoff, linger)
-            return packed[:buflen] if buflen else onoff
-        elif (level, optname) in _KNOWN_OPTS:
-            value = self._opts.get((level, optname), 0)
-            if isinstance(value, (bytes, bytearray)):
-                return bytes(value)[:buflen] if buflen else int.from_bytes(bytes(value)[:4], "little")
-        else:
-            raise _oserror(errno.ENOPROTOOPT)
-        if buflen:
-            return struct.pack("i", value)[:buflen]
+        return _options.get_option(self, level, optname, buflen)
+
+    def _take_error(self) -> int:
+        """SO_ERROR: the pending error, cleared by reading it."""
+        if self._end is not None and self._end.err:
+            return self._end.take_error()
+        value, self._err = self._err, 0
         return value
 
     def _reuse(self) -> bool:
