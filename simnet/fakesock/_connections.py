@@ -6,6 +6,7 @@ ends, listeners) and :mod:`simnet.fakesock.dgram` (datagram queues)."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket as _socket
 from typing import Any, Callable
 
@@ -22,6 +23,37 @@ def _dual_stack(sock: Any) -> bool:
 
 def _wild(family: int) -> str:
     return "0.0.0.0" if family == _socket.AF_INET else "::"
+
+
+#: the limited broadcast address (``'<broadcast>'``)
+BROADCAST = "255.255.255.255"
+
+
+def mapped_v4(ip: str) -> str | None:
+    """The IPv4 address inside an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``,
+    any spelling), else None."""
+    if ":" not in ip or "." not in ip and "ffff" not in ip.lower():
+        return None
+    try:
+        v4 = ipaddress.IPv6Address(ip).ipv4_mapped
+    except ValueError:
+        return None
+    return None if v4 is None else str(v4)
+
+
+def canonical_v6(ip: str) -> str:
+    """An IPv6 address as Linux prints it: IPv4-mapped ones as ``::ffff:a.b.c.d``."""
+    v4 = mapped_v4(ip)
+    return ip if v4 is None else "::ffff:" + v4
+
+
+def _as_family(addr: tuple, family: int) -> tuple:
+    """*addr* (ip, port) as a socket of *family* sees it (IPv4 <-> mapped)."""
+    ip = addr[0]
+    if family == _socket.AF_INET6:
+        return addr if ":" in ip else ("::ffff:" + ip, addr[1])
+    v4 = mapped_v4(ip)
+    return addr if v4 is None else (v4, addr[1])
 
 
 class _Connections:
@@ -112,8 +144,16 @@ class _Connections:
             listener = None
             answer = "silence"
         else:
-            listener = self._find(sock._family, ip, port, sock._type, "listening")
-            if listener is None and sock._family == _socket.AF_INET:
+            v4 = mapped_v4(ip) if sock._family == _socket.AF_INET6 else None
+            if v4 is not None:
+                # an IPv6 client of an IPv4-mapped address: an IPv4 listener
+                # takes it (or an IPv6 one on that mapped address or on ::)
+                listener = self._find(_socket.AF_INET, v4, port, sock._type, "listening")
+                if listener is None:
+                    listener = self._find(sock._family, ip, port, sock._type, "listening")
+            else:
+                listener = self._find(sock._family, ip, port, sock._type, "listening")
+            if listener is None and (sock._family == _socket.AF_INET or v4 is not None):
                 listener = self._dual_stack_listener(port, sock._type)
             if listener is None:
                 answer = "rst"
@@ -185,9 +225,10 @@ class _Connections:
         s_raddr = c_laddr
         if listener._family != client._family:
             # an IPv4 client of a dual-stack IPv6 listener: the server side sees
-            # IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), as on Linux
-            s_laddr = ("::ffff:" + s_laddr[0], s_laddr[1])
-            s_raddr = ("::ffff:" + c_laddr[0], c_laddr[1])
+            # IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), as on Linux; an IPv6
+            # client of an IPv4-mapped address: the IPv4 server sees IPv4 ones
+            s_laddr = _as_family(s_laddr, listener._family)
+            s_raddr = _as_family(c_laddr, listener._family)
         s_end = StreamEnd(self, None, s_laddr, s_raddr, cid, listener._rcvbuf, s_snd, lat, bw, unix)
         c_end.peer, s_end.peer = s_end, c_end
         s_end.side = "server"
@@ -237,12 +278,16 @@ class _Connections:
                     delay += self.rng.random() * rule.params["delay"]
 
         def arrive() -> None:
-            dest = self._find(sock._family, ip, port, _socket.SOCK_DGRAM, None)
-            if dest is not None and dest._raddr is not None and dest._raddr != src:
+            if ip == BROADCAST or mapped_v4(ip) == BROADCAST:
+                self._broadcast(sock, payload, src, port, copies)
+                return
+            dest = self._udp_dest(sock._family, ip, port)
+            dsrc = src if dest is None else _as_family(src, dest._family)
+            if dest is not None and dest._raddr is not None and dest._raddr != dsrc:
                 dest = None  # connected elsewhere: no socket takes it (port unreachable)
             if dest is not None:
                 for _ in range(copies):
-                    dest._accept_datagram(payload, src)
+                    dest._accept_datagram(payload, dsrc)
             elif sock._raddr == key and not sock._closed:
                 # ICMP port unreachable: only a connected socket hears of it
                 sock._err = errno.ECONNREFUSED
@@ -252,3 +297,38 @@ class _Connections:
             self.schedule(delay, arrive)
         else:
             arrive()  # loopback delivers a datagram within sendto()
+
+    def _udp_dest(self, family: int, ip: str, port: int) -> Any:
+        """The UDP socket a datagram to (*ip*, *port*) from a socket of
+        *family* reaches: an IPv4-mapped address is IPv4's; an IPv4
+        datagram nobody on IPv4 takes goes to a dual-stack IPv6 socket."""
+        dgram = _socket.SOCK_DGRAM
+        v4 = mapped_v4(ip) if family == _socket.AF_INET6 else None
+        if v4 is not None:
+            dest = self._find(_socket.AF_INET, v4, port, dgram, None)
+            if dest is not None:
+                return dest
+            family, ip = _socket.AF_INET, v4
+        dest = self._find(family, ip, port, dgram, None)
+        if dest is None and family == _socket.AF_INET:
+            dest = self._find(_socket.AF_INET6, "::ffff:" + ip, port, dgram, None)
+            if dest is not None and dest._laddr[0] == "::" and not _dual_stack(dest):
+                dest = None
+        return dest
+
+    def _broadcast(self, sock: Any, payload: bytes, src: tuple, port: int, copies: int) -> None:
+        """A datagram to 255.255.255.255: Linux loops it back to every socket
+        on *port* bound to 0.0.0.0 or 255.255.255.255 (and dual-stack IPv6
+        sockets on ::), not to sockets bound to a unicast address or
+        connected elsewhere."""
+        dgram = _socket.SOCK_DGRAM
+        found = [*self._bound.get((_socket.AF_INET, dgram, "0.0.0.0", port), ()),
+                 *self._bound.get((_socket.AF_INET, dgram, BROADCAST, port), ()),
+                 *(o for o in self._bound.get((_socket.AF_INET6, dgram, "::", port), ())
+                   if _dual_stack(o))]
+        for dest in found:
+            dsrc = _as_family(src, dest._family)
+            if dest._closed or dest._raddr is not None and dest._raddr != dsrc:
+                continue
+            for _ in range(copies):
+                dest._accept_datagram(payload, dsrc)

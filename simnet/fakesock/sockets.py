@@ -26,6 +26,7 @@ from typing import Any
 
 from simnet._sockbase import SocketIdentity
 from simnet.fakesock import options as _options
+from simnet.fakesock._connections import BROADCAST, _dual_stack, canonical_v6, mapped_v4
 from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost
 from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF, TCP_SNDBUF_CONNECTED,
                                  TIME_WAIT, Listener, StreamEnd)
@@ -345,7 +346,33 @@ class FakeSocket(SocketIdentity):
         if not 0 <= port <= 65535:
             raise OverflowError(f"{what}(): port must be 0-65535.")
         ip = self.network.resolve(host, fam)
+        if fam == AF_INET6:
+            ip = canonical_v6(ip)  # ::ffff:a.b.c.d, as Linux prints it
         return (ip, port)
+
+    def _unroutable(self, key: Any) -> int:
+        """The errno of a connect or sendto to *key* that cannot go (0: it
+        can), as Linux decides: an IPv4-mapped destination needs a dual-stack
+        socket not bound to an IPv6 address (ENETUNREACH), a socket bound to
+        an IPv4-mapped address reaches IPv4 only (EAFNOSUPPORT); TCP cannot
+        connect to 255.255.255.255 (ENETUNREACH), UDP may send there only
+        with SO_BROADCAST (EACCES)."""
+        ip = key[0]
+        if self._family == AF_INET6:
+            v4 = mapped_v4(ip)
+            lip = self._laddr[0] if self._laddr is not None else "::"
+            lv4 = mapped_v4(lip)
+            if v4 is None:
+                return errno.EAFNOSUPPORT if lv4 is not None else 0
+            if not _dual_stack(self) or (lip != "::" and lv4 is None):
+                return errno.ENETUNREACH
+            ip = v4
+        if ip == BROADCAST:
+            if self._type == SOCK_STREAM:
+                return errno.ENETUNREACH
+            if not self._opts.get((_socket.SOL_SOCKET, _socket.SO_BROADCAST), 0):
+                return errno.EACCES
+        return 0
 
     def _dest(self, key: Any) -> Any:
         """Where a connect or sendto to *key* goes: Linux sends to a wildcard
@@ -405,7 +432,10 @@ class FakeSocket(SocketIdentity):
             self._bound_key = ("unix", key)
             return
         ip, port = key
-        if not net.is_local_ip(ip):
+        v4 = mapped_v4(ip) if self._family == AF_INET6 else None
+        if v4 is not None and not _dual_stack(self):
+            raise _oserror(errno.EINVAL)  # IPV6_V6ONLY: no IPv4-mapped address
+        if not net.is_local_ip(ip) and (v4 or ip) != BROADCAST:
             raise _oserror(errno.EADDRNOTAVAIL)
         if port == 0:
             port = net.ephemeral_port(self._family, ip, self._type)
@@ -567,6 +597,9 @@ class FakeSocket(SocketIdentity):
         if self._type == SOCK_DGRAM:
             if self._family != AF_UNIX:
                 self._autobind(key[0])
+                code = self._unroutable(key)
+                if code:
+                    return code
                 self._set_source(key[0])
             else:
                 if key not in net._unix:
@@ -604,6 +637,9 @@ class FakeSocket(SocketIdentity):
                 # waits only after EINPROGRESS, so EALREADY comes out at once
                 return errno.EALREADY
         else:
+            code = self._unroutable(key) if self._family != AF_UNIX else 0
+            if code:
+                return code
             spurious = self._start_connect(key)
             if spurious:
                 return errno.EAGAIN
@@ -969,6 +1005,10 @@ class FakeSocket(SocketIdentity):
         key = self._parse(address, "sendto")
         if self._family != AF_UNIX:
             key = self._dest(key)
+            code = self._unroutable(key)
+            if code:
+                self._autobind(key[0])
+                raise _oserror(code)
         return self._sendto(payload, key)
 
     def _sendto(self, payload: bytes, key: Any) -> int:

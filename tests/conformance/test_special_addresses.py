@@ -1,0 +1,268 @@
+"""Special addresses: the limited broadcast address and IPv4-mapped IPv6 ones.
+
+Pinned facts (this machine's kernel, loopback):
+
+Broadcast, ``255.255.255.255`` (``'<broadcast>'``):
+
+* TCP ``connect`` -> ``OSError(ENETUNREACH)`` at once (blocking or not, with
+  or without SO_BROADCAST; ``connect_ex`` returns it).
+* UDP ``connect``/``sendto`` without SO_BROADCAST -> ``PermissionError(EACCES)``
+  (the socket is bound to an ephemeral port all the same). Only the
+  destination address is checked: a socket connected with SO_BROADCAST keeps
+  sending after the option is cleared.
+* With SO_BROADCAST the datagram is looped back to every socket on that port
+  bound to ``0.0.0.0`` or ``255.255.255.255``, and to a dual-stack IPv6 socket
+  on ``::`` (which sees an IPv4-mapped source), not to one bound to 127.0.0.1.
+  It leaves from the host's own address (the default route's, neither
+  127.0.0.1 nor 0.0.0.0: on the fake network its host's first IPv4 address)
+  unless the sender is bound to one; a UDP socket connected to the broadcast
+  address has that address as its own.
+* ``bind(('255.255.255.255', 0))`` works for TCP and UDP.
+
+IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``) on an AF_INET6 socket:
+
+* ``bind`` to a mapped local address works (getsockname shows it; also
+  ``::ffff:0.0.0.0``); a non-local one is EADDRNOTAVAIL; with IPV6_V6ONLY, EINVAL.
+* TCP ``connect``/UDP ``connect``/``sendto`` to a mapped address reach the
+  IPv4 socket on that address; the IPv6 side sees mapped addresses
+  (getsockname, getpeername, recvfrom), the IPv4 side plain IPv4 ones. An
+  unbound UDP sender stays on ``::``; a connected one gets the mapped source.
+* With IPV6_V6ONLY, or bound to an IPv6 address (``::1``): ENETUNREACH. A
+  socket bound to a mapped address cannot reach IPv6 (EAFNOSUPPORT).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import pytest
+
+from .harness import expect_error
+
+AF_INET, AF_INET6 = socket.AF_INET, socket.AF_INET6
+SOCK_STREAM, SOCK_DGRAM = socket.SOCK_STREAM, socket.SOCK_DGRAM
+SOL_SOCKET, SO_BROADCAST, SO_REUSEADDR = socket.SOL_SOCKET, socket.SO_BROADCAST, socket.SO_REUSEADDR
+IPPROTO_IPV6, IPV6_V6ONLY = socket.IPPROTO_IPV6, socket.IPV6_V6ONLY
+BCAST = "255.255.255.255"
+MAPPED = "::ffff:127.0.0.1"
+
+
+def _udp(backend, family=AF_INET, bind=None, broadcast=False, reuse=False):
+    sock = backend.socket(family, SOCK_DGRAM)
+    if broadcast:
+        sock.setsockopt(SOL_SOCKET, SO_BROADCAST, 1)
+    if reuse:
+        sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+    if bind is not None:
+        sock.bind(bind)
+    sock.setblocking(False)
+    return sock
+
+
+def _host_ip(backend) -> str:
+    """The address a broadcast leaves from (the host's own, by the route)."""
+    probe = _udp(backend, broadcast=True)
+    probe.connect((BCAST, 9))
+    ip = probe.getsockname()[0]
+    probe.close()
+    return ip
+
+
+# -- broadcast ----------------------------------------------------------------------
+@pytest.mark.parametrize("host", [BCAST, "<broadcast>"])
+@pytest.mark.parametrize("so_broadcast", [0, 1])
+def test_tcp_connect_to_broadcast_is_unreachable(backend, host, so_broadcast):
+    for blocking in (True, False):
+        sock = backend.socket()
+        sock.setsockopt(SOL_SOCKET, SO_BROADCAST, so_broadcast)
+        sock.setblocking(blocking)
+        expect_error(OSError, errno.ENETUNREACH, sock.connect, (host, 80))
+        assert sock.connect_ex((host, 80)) == errno.ENETUNREACH
+        sock.close()
+
+
+@pytest.mark.parametrize("host", [BCAST, "<broadcast>"])
+def test_udp_to_broadcast_needs_so_broadcast(backend, host):
+    sock = _udp(backend)
+    expect_error(PermissionError, errno.EACCES, sock.sendto, b"x", (host, 9))
+    ip, port = sock.getsockname()
+    assert ip == "0.0.0.0" and port != 0  # bound all the same
+    expect_error(PermissionError, errno.EACCES, sock.connect, (host, 9))
+    other = _udp(backend)
+    expect_error(PermissionError, errno.EACCES, other.connect, (host, 9))
+    assert other.getsockname()[0] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("type_", [SOCK_STREAM, SOCK_DGRAM])
+def test_bind_to_broadcast_address(backend, type_):
+    sock = backend.socket(AF_INET, type_)
+    sock.bind((BCAST, 0))
+    ip, port = sock.getsockname()
+    assert ip == BCAST and port != 0
+
+
+@pytest.mark.parametrize("sender_ip", [None, "127.0.0.1"])
+def test_broadcast_reaches_sockets_on_any_and_broadcast_address(backend, sender_ip):
+    any_ = _udp(backend, bind=("0.0.0.0", 0), reuse=True)
+    port = any_.getsockname()[1]
+    bcast = _udp(backend, bind=(BCAST, port), reuse=True)
+    lo = _udp(backend, bind=("127.0.0.1", port), reuse=True)
+    sender = _udp(backend, bind=(sender_ip, 0) if sender_ip else None, broadcast=True)
+    assert sender.sendto(b"hi", (BCAST, port)) == 2
+    assert sender.sendto(b"marker", ("127.0.0.1", port)) == 6  # unicast: one socket
+    backend.settle()
+    src = (sender_ip or _host_ip(backend), sender.getsockname()[1])
+    assert src[0] not in ("0.0.0.0", BCAST)
+    if sender_ip is None:
+        assert src[0] != "127.0.0.1" and sender.getsockname()[0] == "0.0.0.0"
+    assert any_.recvfrom(10) == (b"hi", src)
+    assert bcast.recvfrom(10) == (b"hi", src)
+    # the socket on 127.0.0.1 gets the unicast marker (the most specific
+    # binding) and no broadcast before or after it
+    assert lo.recvfrom(10) == (b"marker", sender.getsockname() if sender_ip else
+                               ("127.0.0.1", src[1]))
+    for sock in (lo, any_, bcast):
+        with pytest.raises(BlockingIOError):
+            sock.recvfrom(10)
+
+
+def test_connected_broadcast_socket_sends_from_host_address(backend):
+    recv = _udp(backend, bind=("0.0.0.0", 0))
+    port = recv.getsockname()[1]
+    sender = _udp(backend, broadcast=True)
+    sender.connect((BCAST, port))
+    ip, sport = sender.getsockname()
+    assert ip not in ("0.0.0.0", "127.0.0.1", BCAST)
+    assert sender.getpeername() == (BCAST, port)
+    assert sender.send(b"one") == 3
+    sender.setsockopt(SOL_SOCKET, SO_BROADCAST, 0)
+    assert sender.send(b"two") == 3  # checked at connect only
+    backend.settle()
+    assert recv.recvfrom(10) == (b"one", (ip, sport))
+    assert recv.recvfrom(10) == (b"two", (ip, sport))
+
+
+def test_dual_stack_ipv6_socket_gets_ipv4_broadcast(backend):
+    recv = _udp(backend, AF_INET6, bind=("::", 0))
+    port = recv.getsockname()[1]
+    sender = _udp(backend, broadcast=True)
+    sender.sendto(b"b", (BCAST, port))
+    sender.sendto(b"u", ("127.0.0.1", port))
+    backend.settle()
+    sport = sender.getsockname()[1]
+    assert recv.recvfrom(10) == (b"b", ("::ffff:" + _host_ip(backend), sport, 0, 0))
+    assert recv.recvfrom(10) == (b"u", ("::ffff:127.0.0.1", sport, 0, 0))
+
+
+def test_mapped_broadcast_from_ipv6_socket(backend):
+    udp = _udp(backend, AF_INET6)
+    expect_error(PermissionError, errno.EACCES, udp.sendto, b"x", ("::ffff:" + BCAST, 9))
+    tcp = backend.socket(AF_INET6)
+    expect_error(OSError, errno.ENETUNREACH, tcp.connect, ("::ffff:" + BCAST, 9))
+
+
+# -- IPv4-mapped IPv6 addresses -------------------------------------------------------
+@pytest.mark.parametrize("type_", [SOCK_STREAM, SOCK_DGRAM])
+def test_bind_ipv4_mapped_address(backend, type_):
+    for ip in (MAPPED, "::ffff:127.0.0.2", "::ffff:0.0.0.0", "::FFFF:127.0.0.1"):
+        sock = backend.socket(AF_INET6, type_)
+        sock.bind((ip, 0))
+        got_ip, port, flow, scope = sock.getsockname()
+        assert (got_ip, flow, scope) == (ip.lower(), 0, 0) and port != 0
+        sock.close()
+    sock = backend.socket(AF_INET6, type_)
+    expect_error(OSError, errno.EADDRNOTAVAIL, sock.bind, ("::ffff:203.0.113.7", 0))
+    sock.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
+    expect_error(OSError, errno.EINVAL, sock.bind, (MAPPED, 0))
+    assert sock.getsockname() == ("::", 0, 0, 0)
+
+
+@pytest.mark.parametrize("bind_mapped", [False, True])
+def test_tcp_connect_to_mapped_address_reaches_ipv4_listener(backend, bind_mapped):
+    lst = backend.listener(AF_INET)
+    port = lst.getsockname()[1]
+    cli = backend.socket(AF_INET6)
+    if bind_mapped:
+        cli.bind((MAPPED, 0))
+    cli.connect((MAPPED, port))
+    cport = cli.getsockname()[1]
+    assert cli.getsockname() == (MAPPED, cport, 0, 0)
+    assert cli.getpeername() == (MAPPED, port, 0, 0)
+    lst.setblocking(True)
+    srv, addr = backend.track(lst.accept())
+    assert addr == ("127.0.0.1", cport) == srv.getpeername()
+    assert srv.getsockname() == ("127.0.0.1", port)
+    srv.sendall(b"hello")
+    cli.sendall(b"there")
+    backend.settle()
+    assert cli.recv(10) == b"hello"
+    assert srv.recv(10) == b"there"
+
+
+def test_tcp_mapped_connect_refused_as_linux_does(backend):
+    lst = backend.listener(AF_INET)
+    port = lst.getsockname()[1]
+    for blocking in (True, False):
+        v6only = backend.socket(AF_INET6)
+        v6only.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
+        v6only.setblocking(blocking)
+        expect_error(OSError, errno.ENETUNREACH, v6only.connect, (MAPPED, port))
+    bound6 = backend.socket(AF_INET6)
+    bound6.bind(("::1", 0))
+    expect_error(OSError, errno.ENETUNREACH, bound6.connect, (MAPPED, port))
+    bound4 = backend.socket(AF_INET6)
+    bound4.bind((MAPPED, 0))
+    expect_error(OSError, errno.EAFNOSUPPORT, bound4.connect, ("::1", port))
+    nobody = backend.refused_addr(AF_INET)
+    cli = backend.socket(AF_INET6)
+    expect_error(ConnectionRefusedError, errno.ECONNREFUSED, cli.connect,
+                 ("::ffff:" + nobody[0], nobody[1]))
+
+
+def test_udp_sendto_mapped_address_and_reply(backend):
+    recv = _udp(backend, bind=("127.0.0.1", 0))
+    rport = recv.getsockname()[1]
+    sender = _udp(backend, AF_INET6)
+    assert sender.sendto(b"a", (MAPPED, rport)) == 1
+    ip, sport, _, _ = sender.getsockname()
+    assert ip == "::"  # an unconnected sender stays on the wildcard
+    backend.settle()
+    assert recv.recvfrom(10) == (b"a", ("127.0.0.1", sport))
+    recv.sendto(b"b", ("127.0.0.1", sport))
+    backend.settle()
+    assert sender.recvfrom(10) == (b"b", (MAPPED, rport, 0, 0))
+
+
+def test_udp_connect_mapped_address(backend):
+    recv = _udp(backend, bind=("127.0.0.1", 0))
+    rport = recv.getsockname()[1]
+    sender = _udp(backend, AF_INET6)
+    sender.connect((MAPPED, rport))
+    sport = sender.getsockname()[1]
+    assert sender.getsockname() == (MAPPED, sport, 0, 0)
+    assert sender.getpeername() == (MAPPED, rport, 0, 0)
+    assert sender.send(b"c") == 1
+    backend.settle()
+    assert recv.recvfrom(10) == (b"c", ("127.0.0.1", sport))
+    recv.sendto(b"d", ("127.0.0.1", sport))
+    backend.settle()
+    assert sender.recvfrom(10) == (b"d", (MAPPED, rport, 0, 0))
+
+
+def test_udp_mapped_address_refused_as_linux_does(backend):
+    recv = _udp(backend, bind=("127.0.0.1", 0))
+    rport = recv.getsockname()[1]
+    v6only = _udp(backend, AF_INET6)
+    v6only.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
+    expect_error(OSError, errno.ENETUNREACH, v6only.sendto, b"x", (MAPPED, rport))
+    expect_error(OSError, errno.ENETUNREACH, v6only.connect, (MAPPED, rport))
+    bound6 = _udp(backend, AF_INET6, bind=("::1", 0))
+    expect_error(OSError, errno.ENETUNREACH, bound6.sendto, b"x", (MAPPED, rport))
+    bound4 = _udp(backend, AF_INET6, bind=(MAPPED, 0))
+    expect_error(OSError, errno.EAFNOSUPPORT, bound4.sendto, b"x", ("::1", rport))
+    assert bound4.sendto(b"z", (MAPPED, rport)) == 1
+    backend.settle()
+    assert recv.recvfrom(10) == (b"z", ("127.0.0.1", bound4.getsockname()[1]))
+    with pytest.raises(BlockingIOError):
+        recv.recvfrom(10)  # nothing from the refused ones
