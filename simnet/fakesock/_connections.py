@@ -219,7 +219,8 @@ class _Connections:
                 client._sndbuf = TCP_SNDBUF_CONNECTED
             s_snd = listener._sndbuf if listener._snd_locked else TCP_SNDBUF_CONNECTED
         else:
-            s_snd = listener._sndbuf
+            # a Unix socket made by accept() has the default buffers, not its listener's
+            s_snd, s_rcv = listener._default_buffers(self, listener._family, listener._type)
         c_end = StreamEnd(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw,
                           unix)
         s_raddr = c_laddr
@@ -229,7 +230,8 @@ class _Connections:
             # client of an IPv4-mapped address: the IPv4 server sees IPv4 ones
             s_laddr = _as_family(s_laddr, listener._family)
             s_raddr = _as_family(c_laddr, listener._family)
-        s_end = StreamEnd(self, None, s_laddr, s_raddr, cid, listener._rcvbuf, s_snd, lat, bw, unix)
+        s_end = StreamEnd(self, None, s_laddr, s_raddr, cid, s_rcv if unix else listener._rcvbuf,
+                          s_snd, lat, bw, unix)
         c_end.peer, s_end.peer = s_end, c_end
         s_end.side = "server"
         c_end.jitter = s_end.jitter = jitter

@@ -425,6 +425,12 @@ def _need(buf: bytes | None, slen: int, size: int, null_zero: bool) -> bytes:
 def _store(sock: Any, spec: Spec, value: Any) -> None:
     if value is not None:
         sock._opts[(spec.level, spec.optname)] = value
+        if spec.name == "TCP_QUICKACK":
+            sock._opts[_QUICKACK_SET] = sock._state
+
+
+#: (in ``_opts``) the socket state in which TCP_QUICKACK was last set
+_QUICKACK_SET = ("simnet", "quickack set in state")
 
 
 def _set_buffer(sock: Any, key: tuple[int, int], v: int) -> None:
@@ -497,6 +503,18 @@ def _value(sock: Any, spec: Spec) -> Any:
         if key in sock._opts:
             return sock._opts[key] - TCP_TIMESTAMP_LEN
         return TCP_ACCEPTED_MSS if sock._side == "server" else TCP_CLIENT_MSS[sock._family]
-    if name == "IP_MULTICAST_TTL" and sock._side == "server" and sock._family == AF_INET:
-        return 64  # (what an accepted IPv4 socket of this kernel reads)
+    if name == "TCP_QUICKACK" and sock._state in ("connected", "listening") \
+            and sock._opts.get(_QUICKACK_SET) != sock._state:
+        return 1  # listen() and an established connection turn it back on
     return sock._opts.get(key, spec.default)
+
+
+
+def inherit(sock: Any, listener: Any) -> None:
+    """A TCP socket made by accept() starts with its listener's options (its
+    IP_MULTICAST_TTL, on this kernel, with the listener's IP_TTL)."""
+    sock._opts.update(listener._opts)
+    sock._opts.pop(_QUICKACK_SET, None)
+    if sock._family == AF_INET:
+        sock._opts[(IPPROTO_IP, _socket.IP_MULTICAST_TTL)] = \
+            listener._opts.get((IPPROTO_IP, _socket.IP_TTL), 64)

@@ -563,7 +563,7 @@ class FakeSocket(SocketIdentity):
         if self._family != AF_UNIX:
             sock._bound_key = (self._family, self._type, end.laddr[0], end.laddr[1])
             self.network._add_binding(sock._bound_key, sock)
-            sock._opts[(_socket.SOL_SOCKET, _socket.SO_REUSEADDR)] = int(self._reuse())
+            _options.inherit(sock, self)  # a TCP socket has its listener's options
         self.network.activity += 1
         return sock, self._sockname(end.raddr) if end.raddr is not None else ""
 

@@ -128,6 +128,12 @@ def state_sockets(backend: Any, kind: str) -> Iterable[tuple[str, Any]]:
         cli, srv = backend.tcp_pair(fam, nodelay=False)
         yield "client", cli
         yield "accepted", srv
+        # options set on the client before connect and the listener before
+        # listen: a TCP socket made by accept() has its listener's
+        opts = [o for o in INHERITED if fam != S.AF_UNIX or o[0] == S.SOL_SOCKET]
+        cli, srv = backend.tcp_pair(fam, nodelay=False, sockopts=opts)
+        yield "client with options", cli
+        yield "accepted with options", srv
         if fam != S.AF_UNIX:
             bound = backend.socket(fam, typ)
             bound.bind(backend.bind_addr(fam))
@@ -141,6 +147,21 @@ def state_sockets(backend: Any, kind: str) -> Iterable[tuple[str, Any]]:
             sock.connect(peer.getsockname())
             yield "connected", sock
 
+
+#: options set before a connection in the state cases
+INHERITED: list[tuple[int, int, Any]] = [
+    (S.SOL_SOCKET, S.SO_KEEPALIVE, 1), (S.SOL_SOCKET, S.SO_PRIORITY, 5),
+    (S.SOL_SOCKET, S.SO_RCVBUF, 5000), (S.SOL_SOCKET, S.SO_SNDBUF, 5000),
+    (S.SOL_SOCKET, S.SO_LINGER, struct.pack("ii", 1, 3)), (S.SOL_SOCKET, S.SO_RCVLOWAT, 7),
+    (S.SOL_SOCKET, S.SO_OOBINLINE, 1), (S.SOL_SOCKET, S.SO_BROADCAST, 1),
+    (S.SOL_SOCKET, S.SO_DONTROUTE, 1), (S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+    (S.SOL_SOCKET, S.SO_RCVTIMEO, struct.pack("qq", 3, 0)),
+    (S.IPPROTO_TCP, S.TCP_NODELAY, 1), (S.IPPROTO_TCP, S.TCP_CORK, 1),
+    (S.IPPROTO_TCP, S.TCP_KEEPIDLE, 100), (S.IPPROTO_TCP, S.TCP_KEEPINTVL, 20),
+    (S.IPPROTO_TCP, S.TCP_KEEPCNT, 4), (S.IPPROTO_TCP, S.TCP_QUICKACK, 0),
+    (S.IPPROTO_TCP, S.TCP_USER_TIMEOUT, 1000), (S.IPPROTO_TCP, S.TCP_MAXSEG, 1000),
+    (S.IPPROTO_IP, S.IP_TOS, 0x20), (S.IPPROTO_IP, S.IP_TTL, 9),
+]
 
 #: options whose value after connect depends on the path (TCP_MAXSEG: the
 #: peer's MSS; it is loopback's here, which the fake gives too) -- all are
