@@ -21,6 +21,14 @@ def _dual_stack(sock: Any) -> bool:
     return not sock._opts.get((_socket.IPPROTO_IPV6, _V6ONLY), 0)
 
 
+_SO_REUSEPORT = (_socket.SOL_SOCKET, getattr(_socket, "SO_REUSEPORT", 15))
+
+
+def _reuseport(sock: Any, other: Any) -> bool:
+    """Both sockets set SO_REUSEPORT: they may share a port, listeners too."""
+    return bool(sock._opts.get(_SO_REUSEPORT) and other._opts.get(_SO_REUSEPORT))
+
+
 def _wild(family: int) -> str:
     return "0.0.0.0" if family == _socket.AF_INET else "::"
 
@@ -66,7 +74,8 @@ class _Connections:
         candidates = [wild, ip] if ip != wild else list(ips)
         for bip in candidates:
             for other in self._bound.get((family, sock._type, bip, port), ()):
-                if not (reuse and other._reuse() and other._state != "listening"):
+                if not (reuse and other._reuse() and other._state != "listening") \
+                        and not _reuseport(sock, other):
                     return True
         # A dual-stack IPv6 socket on :: (IPV6_V6ONLY off, Linux's default)
         # holds the port for IPv4 too, and is refused a port IPv4 holds.
@@ -78,7 +87,8 @@ class _Connections:
             for bip in self._ports.get((_socket.AF_INET, sock._type, port), {}):
                 others += self._bound.get((_socket.AF_INET, sock._type, bip, port), ())
         for other in others:
-            if not (reuse and other._reuse() and other._state != "listening"):
+            if not (reuse and other._reuse() and other._state != "listening") \
+                    and not _reuseport(sock, other):
                 return True
         if sock._type == _socket.SOCK_STREAM:
             # TIME_WAIT: reusable only if both the new socket and the old one

@@ -518,3 +518,20 @@ def inherit(sock: Any, listener: Any) -> None:
     if sock._family == AF_INET:
         sock._opts[(IPPROTO_IP, _socket.IP_MULTICAST_TTL)] = \
             listener._opts.get((IPPROTO_IP, _socket.IP_TTL), 64)
+
+
+_RCVTIMEO = (SOL_SOCKET, getattr(_socket, "SO_RCVTIMEO", 20))
+_SNDTIMEO = (SOL_SOCKET, getattr(_socket, "SO_SNDTIMEO", 21))
+
+
+def blocking_timeout(sock: Any, what: str) -> float | None:
+    """How long a blocking call *what* ("recv()", "send()", ...) waits
+    before EAGAIN: SO_RCVTIMEO for receiving and accept, SO_SNDTIMEO for
+    sending (None or 0: for ever)."""
+    opts = sock._opts
+    if not opts:
+        return None
+    tv = opts.get(_SNDTIMEO if what.startswith("send") else _RCVTIMEO)
+    if not tv:
+        return None
+    return tv[0] + tv[1] / 1e6

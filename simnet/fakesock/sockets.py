@@ -296,6 +296,15 @@ class FakeSocket(SocketIdentity):
             # MSG_DONTWAIT only matters to a blocking socket)
             raise _blocking()
         if deadline is None:
+            timeout = _options.blocking_timeout(self, what) if self._timeout is None else None
+            if timeout:
+                # a blocking socket with SO_RCVTIMEO / SO_SNDTIMEO: the kernel
+                # gives up with EAGAIN
+                try:
+                    self.network.block(ready, timeout, what)
+                except TimeoutError:
+                    raise _blocking() from None
+                return
             self.network.block(ready, self._timeout, what)
         else:
             self.network.block(ready, max(0.0, deadline - self.network._now), what)

@@ -15,12 +15,22 @@ str value, OverflowError, the 4-argument form) are part of the outcomes.
 
 Run ``python -m tests.conformance.test_sockopts`` to print the differences.
 
-Behaviours the fake cannot know are kept out of the comparison and named
-where they are excluded (see ``_AFTER_CONNECT``).
+The last tests pin what options do to other calls: SO_REUSEPORT in bind,
+SO_RCVTIMEO/SO_SNDTIMEO on blocking calls (EAGAIN).
+
+Not compared (the fake does not model them): TCP_MAXSEG of a connection whose
+*peer* set TCP_MAXSEG before connecting (the fake takes the socket's own
+setting, or its listener's, less the 12 bytes of timestamps; a peer's is
+ignored); IPV6_V6ONLY set on a TCP socket whose connection has ended (this
+kernel then allows it; the fake says EINVAL as for any socket with an
+address); the Linux (not gVisor) values of the quirks this kernel has (e.g. a
+negative SO_LINGER time reads back as -1752346657, an accepted IPv4 socket's
+IP_MULTICAST_TTL is its listener's IP_TTL): the fake matches this machine.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 import sys
@@ -163,11 +173,6 @@ INHERITED: list[tuple[int, int, Any]] = [
     (S.IPPROTO_IP, S.IP_TOS, 0x20), (S.IPPROTO_IP, S.IP_TTL, 9),
 ]
 
-#: options whose value after connect depends on the path (TCP_MAXSEG: the
-#: peer's MSS; it is loopback's here, which the fake gives too) -- all are
-#: compared; this tuple lists none because the fake knows loopback's values.
-_AFTER_CONNECT: tuple[str, ...] = ()
-
 #: values set in the state cases (bufs and MSS change after connect)
 STATE_VALUES: list[Any] = [_NONE, 0, 1, 88, 536, 3000, 1 << 20, -1, b"\x05\x00\x00\x00"]
 
@@ -306,3 +311,79 @@ if __name__ == "__main__":  # print the differences
     n += len(d)
     print("\n".join(d))
     print(f"{n} of {total} cases differ")
+
+
+# -- options that change what other calls do ------------------------------------------
+def _timeval(seconds: float) -> bytes:
+    return struct.pack("qq", int(seconds), int(seconds % 1 * 1e6))
+
+
+@pytest.mark.parametrize("type_", [S.SOCK_STREAM, S.SOCK_DGRAM])
+def test_so_reuseport_lets_sockets_share_a_port(backend, type_):
+    """Two sockets that both set SO_REUSEPORT bind (and listen on) one port;
+    if only the first did, the second gets EADDRINUSE (SO_REUSEADDR alone
+    shares a UDP port, not a TCP listener's)."""
+    reuseport = (S.SOL_SOCKET, S.SO_REUSEPORT, 1)
+    reuseaddr = (S.SOL_SOCKET, S.SO_REUSEADDR, 1)
+    for first, second, shared in [([reuseport], [reuseport], True), ([reuseport], [], False),
+                                  ([reuseaddr], [reuseaddr], type_ == S.SOCK_DGRAM)]:
+        a, b = backend.socket(S.AF_INET, type_), backend.socket(S.AF_INET, type_)
+        for opt in first:
+            a.setsockopt(*opt)
+        for opt in second:
+            b.setsockopt(*opt)
+        a.bind(("127.0.0.1", 0))
+        if type_ == S.SOCK_STREAM:
+            a.listen(5)
+        if shared:
+            b.bind(a.getsockname())
+            if type_ == S.SOCK_STREAM:
+                b.listen(5)
+            assert b.getsockname() == a.getsockname()
+        else:
+            with pytest.raises(OSError) as info:
+                b.bind(a.getsockname())
+            assert type(info.value) is OSError and info.value.errno == errno.EADDRINUSE
+        a.close()
+        b.close()
+
+
+def test_so_rcvtimeo_makes_blocking_receives_give_up(backend):
+    """A blocking recv/recvfrom/accept with SO_RCVTIMEO raises
+    BlockingIOError(EAGAIN) when it expires; a timeout set with settimeout()
+    wins over it (TimeoutError)."""
+    tv = _timeval(0.05)
+    cli, _srv = backend.tcp_pair(S.AF_INET, blocking=True)
+    cli.setsockopt(S.SOL_SOCKET, S.SO_RCVTIMEO, tv)
+    with pytest.raises(BlockingIOError) as info:
+        cli.recv(10)
+    assert info.value.errno == errno.EAGAIN
+    udp = backend.udp_socket(S.AF_INET, blocking=True)
+    udp.setsockopt(S.SOL_SOCKET, S.SO_RCVTIMEO, tv)
+    with pytest.raises(BlockingIOError):
+        udp.recvfrom(10)
+    lst = backend.listener(S.AF_INET, blocking=True)
+    lst.setsockopt(S.SOL_SOCKET, S.SO_RCVTIMEO, tv)
+    with pytest.raises(BlockingIOError):
+        lst.accept()
+    cli.settimeout(0.05)
+    with pytest.raises(TimeoutError):
+        cli.recv(10)
+
+
+def test_so_sndtimeo_makes_a_blocked_send_give_up(backend):
+    """A blocking send that finds no room waits SO_SNDTIMEO, then EAGAIN."""
+    cli, _srv = backend.tcp_pair(S.AF_UNIX)
+    chunk = b"x" * 4096
+    for _ in range(10000):  # fill the buffers (bounded)
+        try:
+            cli.send(chunk)
+        except BlockingIOError:
+            break
+    else:
+        pytest.fail("the send buffer never filled")
+    cli.setblocking(True)
+    cli.setsockopt(S.SOL_SOCKET, S.SO_SNDTIMEO, _timeval(0.05))
+    with pytest.raises(BlockingIOError) as info:
+        cli.send(chunk)
+    assert info.value.errno == errno.EAGAIN
