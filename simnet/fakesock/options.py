@@ -161,8 +161,14 @@ def _rcvlowat(sock: Any, v: int) -> int:
         v = _INT_MAX
     v = v or 1
     if sock._type == SOCK_STREAM and sock._family != AF_UNIX:
-        # capped at half the receive buffer if the program set it
-        v = min(v, sock._rcvbuf >> 1 if _SO_RCVBUF in sock._opts else TCP_RCVLOWAT_MAX)
+        if _SO_RCVBUF in sock._opts:
+            v = min(v, sock._rcvbuf >> 1)  # at most half the program's receive buffer
+        else:
+            v = min(v, TCP_RCVLOWAT_MAX)
+            if 2 * v > sock._rcvbuf:  # else the receive buffer grows to hold it
+                sock._rcvbuf = 2 * v
+                if sock._end is not None:
+                    sock._end.rcap = sock._rcvbuf
     return v
 
 
@@ -209,11 +215,12 @@ def _v6only(sock: Any, v: int) -> int:
 
 
 def _bound_v6(sock: Any) -> str | None:
-    """The IPv6 address a socket was bound to (by bind(), accept(), or a UDP
-    socket's address); None if it has none, or got one by a TCP connect."""
-    if sock._laddr is None or sock._side == "client":
-        return None
-    return sock._laddr[0]
+    """The IPv6 address a socket was bound to by bind() (an accepted
+    socket's own address); None if it has none, or got one by connect or
+    sendto."""
+    if sock._side == "server" and sock._laddr is not None:
+        return sock._laddr[0]
+    return sock._bind_ip
 
 
 def _multicast_ttl(sock: Any, v: int) -> int:
@@ -398,7 +405,8 @@ def _set(sock: Any, level: int, optname: int, buf: bytes | None, optlen: int) ->
         sec, usec = struct.unpack("qq", data[:16])
         if not 0 <= usec < 1000000:
             raise _Err(errno.EDOM)
-        sock._opts[key] = (sec, usec) if sec >= 0 else (0, 0)
+        # a negative time reads back as 0 but makes blocking calls give up at once
+        sock._opts[key] = (sec, usec) if sec >= 0 else (0, 0, "at once")
     elif key == _SO_SNDBUF or key == _SO_RCVBUF:
         _set_buffer(sock, key, _i32(data))
     elif spec.name == "SO_REUSEPORT" and sock._family == AF_UNIX and _i32(data):
@@ -470,7 +478,7 @@ def _get(sock: Any, level: int, optname: int, length: int) -> bytes:
     if spec.size == 8:
         return struct.pack("ii", *value)[:length]
     if spec.size == 16:
-        return struct.pack("qq", *value)[:length]
+        return struct.pack("qq", *value[:2])[:length]
     if spec.byte_ok and length < 4 and 0 <= value <= 255:
         return bytes([value])
     return struct.pack("i", value)[:length]
@@ -525,13 +533,16 @@ _SNDTIMEO = (SOL_SOCKET, getattr(_socket, "SO_SNDTIMEO", 21))
 
 
 def blocking_timeout(sock: Any, what: str) -> float | None:
-    """How long a blocking call *what* ("recv()", "send()", ...) waits
-    before EAGAIN: SO_RCVTIMEO for receiving and accept, SO_SNDTIMEO for
-    sending (None or 0: for ever)."""
+    """How long a blocking call *what* ("recv()", "send()", "connect()", ...)
+    waits before EAGAIN (a connect: EINPROGRESS): SO_RCVTIMEO for receiving
+    and accept, SO_SNDTIMEO for sending and connect (None: for ever; 0.0:
+    not at all, after a negative time was set)."""
     opts = sock._opts
     if not opts:
         return None
-    tv = opts.get(_SNDTIMEO if what.startswith("send") else _RCVTIMEO)
+    tv = opts.get(_SNDTIMEO if what.startswith(("send", "connect")) else _RCVTIMEO)
     if not tv:
         return None
-    return tv[0] + tv[1] / 1e6
+    if len(tv) == 3:
+        return 0.0
+    return (tv[0] + tv[1] / 1e6) or None

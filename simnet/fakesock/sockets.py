@@ -136,6 +136,7 @@ class FakeSocket(SocketIdentity):
     # stream's state is its StreamEnd, ``_end``.
     _listener: Listener | None = None
     _dq: DatagramQueue | None = None
+    _bind_ip: str | None = None  # the address bind() was given (IPV6_V6ONLY reads it)
 
     @staticmethod
     def _default_buffers(net: Any, family: int, base: int) -> tuple[int, int]:
@@ -297,9 +298,11 @@ class FakeSocket(SocketIdentity):
             raise _blocking()
         if deadline is None:
             timeout = _options.blocking_timeout(self, what) if self._timeout is None else None
-            if timeout:
+            if timeout is not None:
                 # a blocking socket with SO_RCVTIMEO / SO_SNDTIMEO: the kernel
                 # gives up with EAGAIN
+                if timeout == 0.0:
+                    raise _blocking()
                 try:
                     self.network.block(ready, timeout, what)
                 except TimeoutError:
@@ -451,6 +454,7 @@ class FakeSocket(SocketIdentity):
         elif net._bind_conflict(self, self._family, ip, port):
             raise _oserror(errno.EADDRINUSE)
         self._register(ip, port)
+        self._bind_ip = ip
 
     def _register(self, ip: str, port: int) -> None:
         self._laddr = (ip, port)
@@ -599,6 +603,7 @@ class FakeSocket(SocketIdentity):
 
     def _connect(self, address: Any, what: str) -> int:
         self._check()
+        started = False
         key = self._parse(address, what)
         net = self.network
         if self._family != AF_UNIX:
@@ -634,7 +639,7 @@ class FakeSocket(SocketIdentity):
                 return 0
             return errno.EISCONN
         if self._state == "listening":
-            return errno.EISCONN
+            return errno.EINVAL if self._family == AF_UNIX else errno.EISCONN
         if self._state == "refused":
             # an unread error is reported now; a read one leaves ECONNABORTED
             code, self._err = self._err, 0
@@ -652,13 +657,22 @@ class FakeSocket(SocketIdentity):
             spurious = self._start_connect(key)
             if spurious:
                 return errno.EAGAIN
+            started = True
         if self._state == "connecting":
             if self._timeout == 0.0:
                 self._announced = False
                 return errno.EINPROGRESS
+            sndtimeo = _options.blocking_timeout(self, "connect()") if self._timeout is None else None
+            if sndtimeo == 0.0 and started:
+                self._announced = False
+                return errno.EINPROGRESS  # (a later connect looks again)
             try:
-                net.block(lambda: self._state != "connecting", self._timeout, f"{what}()")
+                net.block(lambda: self._state != "connecting",
+                          self._timeout if sndtimeo is None else sndtimeo, f"{what}()")
             except TimeoutError:
+                if sndtimeo is not None:
+                    self._announced = False
+                    return errno.EINPROGRESS  # SO_SNDTIMEO ran out: it goes on in the background
                 return -1
         if self._state == "connected":
             # a timeout-mode TCP socket is non-blocking in the kernel: its

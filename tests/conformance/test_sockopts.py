@@ -269,20 +269,37 @@ _SEQ_OPTIONS = [o for o in OPTIONS if o[0] != "SO_ERROR"]
 _op = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(_SEQ_OPTIONS), st.sampled_from(VALUES[1:])),
     st.tuples(st.just("get"), st.sampled_from(OPTIONS), st.sampled_from(GET_FORMS)),
+    st.tuples(st.sampled_from(["bind", "listen", "connect"]), st.just(None), st.just(None)),
 )
 
 
 def _run_sequence(backend: Any, kind: str, ops: list) -> list:
+    """Run *ops* on one socket of *kind*; ``bind``/``listen``/``connect``
+    (to a loopback peer) are recorded as success or the error only."""
     fam, typ = KINDS[kind]
     sock = backend.socket(fam, typ)
     out = []
-    for what, (name, level, opt), arg in ops:
-        if what == "set":
-            out.append(do_set(sock, level, opt, arg))
+    for what, option, arg in ops:
+        if what == "bind":
+            out.append(outcome(lambda: sock.bind(backend.bind_addr(fam)) and None))
+        elif what == "listen":
+            out.append(outcome(sock.listen, 5))
+        elif what == "connect":
+            if typ == S.SOCK_STREAM:
+                peer = backend.listener(fam).getsockname()
+            elif fam == S.AF_UNIX:
+                peer = backend.socket(fam, typ)
+                peer.bind(backend.unix_path("peer"))
+                peer = peer.getsockname()
+            else:
+                peer = backend.udp_socket(fam).getsockname()
+            out.append(outcome(sock.connect, peer))
+        elif what == "set":
+            out.append(do_set(sock, option[1], option[2], arg))
         elif arg is None:
-            out.append(outcome(sock.getsockopt, level, opt))
+            out.append(outcome(sock.getsockopt, option[1], option[2]))
         else:
-            out.append(outcome(sock.getsockopt, level, opt, arg))
+            out.append(outcome(sock.getsockopt, option[1], option[2], arg))
     sock.close()
     return out
 
@@ -387,3 +404,18 @@ def test_so_sndtimeo_makes_a_blocked_send_give_up(backend):
     with pytest.raises(BlockingIOError) as info:
         cli.send(chunk)
     assert info.value.errno == errno.EAGAIN
+
+
+def test_negative_sndtimeo_makes_blocking_connect_return_at_once(backend):
+    """A negative SO_SNDTIMEO reads back as 0 but makes a blocking connect
+    say EINPROGRESS at once (the handshake goes on; the next connect says 0)."""
+    lst = backend.listener(S.AF_INET)
+    cli = backend.socket(S.AF_INET)
+    cli.setsockopt(S.SOL_SOCKET, S.SO_SNDTIMEO, struct.pack("qq", -1, 0))
+    assert cli.getsockopt(S.SOL_SOCKET, S.SO_SNDTIMEO, 16) == bytes(16)
+    with pytest.raises(BlockingIOError) as info:
+        cli.connect(lst.getsockname())
+    assert info.value.errno == errno.EINPROGRESS
+    backend.settle()
+    assert cli.connect(lst.getsockname()) is None
+    assert cli.getpeername() == lst.getsockname()
