@@ -270,7 +270,8 @@ class _Connections:
         ip, port = key
         lat, bw, _ = self._link3(sock._laddr[0], ip, count=True)
         src = sock._laddr
-        if src[0] == _wild(sock._family):
+        if src[0] in (_wild(sock._family), BROADCAST, "::ffff:0.0.0.0"):
+            # (bound to a wildcard or the broadcast address: the route's source)
             src = (self.source_ip(ip, sock._family), src[1])
         delay = lat + (len(payload) / bw if bw else 0.0)
 

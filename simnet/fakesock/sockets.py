@@ -392,6 +392,8 @@ class FakeSocket(SocketIdentity):
         if self._family == AF_INET and key[0] == "0.0.0.0":
             return ("127.0.0.1", key[1])
         if self._family == AF_INET6 and key[0] == "::":
+            if self._laddr is not None and mapped_v4(self._laddr[0]) is not None:
+                return ("::ffff:127.0.0.1", key[1])  # bound to IPv4: IPv4's loopback
             return ("::1", key[1])
         return key
 
@@ -399,7 +401,10 @@ class FakeSocket(SocketIdentity):
         """Bound to a wildcard address: connect() fixes the local address to
         the route's source (Linux rehashes the socket under it)."""
         laddr = self._laddr
-        if laddr is None or laddr[0] not in ("0.0.0.0", "::"):
+        if laddr is None or laddr[0] not in ("0.0.0.0", "::", "::ffff:0.0.0.0") and not (
+                laddr[0] == BROADCAST and self._type == SOCK_STREAM):
+            # (TCP takes the route's source when bound to 255.255.255.255;
+            # UDP keeps that name and sends from the route's source)
             return
         net = self.network
         if self._bound_key is not None:

@@ -266,3 +266,118 @@ def test_udp_mapped_address_refused_as_linux_does(backend):
     assert recv.recvfrom(10) == (b"z", ("127.0.0.1", bound4.getsockname()[1]))
     with pytest.raises(BlockingIOError):
         recv.recvfrom(10)  # nothing from the refused ones
+
+
+# -- the product, real against fake ------------------------------------------------------
+#: (addresses of the socket's own family only: which text resolves to what
+#: in the other family is the resolver's business, see test_resolver)
+_BINDS = {AF_INET: [None, "", "127.0.0.1", BCAST],
+          AF_INET6: [None, "", "::1", "::", MAPPED, "::ffff:0.0.0.0"]}
+_DESTS = {AF_INET: ["v4", "bcast", "any4"],
+          AF_INET6: ["v6", "mapped", "mapped-bcast", "any6"]}
+
+
+def _normalise(value, host):
+    """Ports out, the host's own address as HOST (it differs between backends)."""
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        return (value[0].replace(host, "HOST"),) + tuple("p" for _ in value[1:2])
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bytes):
+        return (value[0], _normalise(value[1], host))
+    return value
+
+
+def _try(fn, *args):
+    try:
+        return fn(*args)
+    except OSError as exc:
+        return (type(exc).__name__, exc.errno)
+
+
+def address_cases(backend) -> list:
+    """bind (or not) x IPV6_V6ONLY x destination (SO_BROADCAST for a
+    broadcast one) x connect or sendto, for TCP and UDP on IPv4 and IPv6: what each call says, the
+    addresses the socket then has, and which receiver got a datagram."""
+    host = _host_ip(backend)
+    out = []
+    for family in (AF_INET, AF_INET6):
+        for type_ in (SOCK_STREAM, SOCK_DGRAM):
+            for bind in _BINDS[family]:
+                for v6only in ((0, 1) if family == AF_INET6 else (0,)):
+                    for dest in _DESTS[family]:
+                        for op in ("connect",) if type_ == SOCK_STREAM else ("sendto", "connect"):
+                            out.append(((family, type_, bind, v6only, dest, op),
+                                        _one(backend, family, type_, bind, v6only, dest, op, host)))
+    return out
+
+
+def _receivers(backend, type_):
+    """An IPv4 receiver on 0.0.0.0 and an IPv6 one on ::1, on one port (a
+    few tries: on real loopback another socket may hold that port on ::1)."""
+    for _ in range(20):
+        if type_ == SOCK_STREAM:
+            r4 = backend.listener(AF_INET, address=("0.0.0.0", 0))
+        else:
+            r4 = _udp(backend, bind=("0.0.0.0", 0))
+        port = r4.getsockname()[1]
+        try:
+            if type_ == SOCK_STREAM:
+                r6 = backend.listener(AF_INET6, address=("::1", port))
+            else:
+                r6 = _udp(backend, AF_INET6, bind=("::1", port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            r4.close()
+            continue
+        return r4, r6, port
+    pytest.fail("no port free on both 0.0.0.0 and ::1 in 20 tries")
+
+
+def _one(backend, family, type_, bind, v6only, dest, op, host):
+    r4, r6, port = _receivers(backend, type_)
+    addr = {"v4": ("127.0.0.1", port), "v6": ("::1", port), "mapped": (MAPPED, port),
+            "bcast": (BCAST, port), "mapped-bcast": ("::ffff:" + BCAST, port),
+            "any4": ("0.0.0.0", port), "any6": ("::", port)}[dest]
+    sock = backend.socket(family, type_)
+    res = []
+    if family == AF_INET6:
+        sock.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, v6only)
+    sock.setsockopt(SOL_SOCKET, SO_BROADCAST, 1 if dest.endswith("bcast") else 0)
+    if bind is not None:
+        res.append(_try(sock.bind, (bind, 0)))
+    if type_ == SOCK_STREAM:
+        sock.setblocking(True)
+        sock.settimeout(2)
+        res.append(_try(sock.connect, addr))
+    else:
+        sock.setblocking(False)
+        if op == "connect":
+            res.append(_try(sock.connect, addr))
+            res.append(_try(sock.send, b"d"))
+        else:
+            res.append(_try(sock.sendto, b"d", addr))
+        backend.settle()
+        for r in (r4, r6):
+            got = _try(r.recvfrom, 10)
+            res.append(_normalise(got, host) if isinstance(got, tuple) else got)
+    res.append(_normalise(_try(sock.getsockname), host))
+    res.append(_normalise(_try(sock.getpeername), host))
+    for s in (sock, r4, r6):
+        s.close()
+    return res
+
+
+def test_special_address_product_matches_real():
+    """Every combination above gives what this machine's kernel gives."""
+    from .backends import FakeBackend, RealBackend
+
+    results = []
+    for cls in (RealBackend, FakeBackend):
+        backend = cls()
+        try:
+            results.append(address_cases(backend))
+        finally:
+            backend.close_all()
+    real, fake = results
+    diffs = [f"{r[0]}: real {r[1]} fake {f[1]}" for r, f in zip(real, fake) if r != f]
+    assert not diffs, f"{len(diffs)} of {len(real)} differ:\n" + "\n".join(diffs[:30])
