@@ -178,7 +178,7 @@ def _tos(sock: Any, v: int) -> int:
         v &= 0xFC  # TCP keeps the ECN bits for itself
     if v != sock._opts.get((IPPROTO_IP, _socket.IP_TOS), 0):
         # a new TOS sets SO_PRIORITY (rt_tos2priority)
-        sock._opts[(SOL_SOCKET, _SO_PRIORITY)] = _TOS2PRIO[(v & 0x1E) >> 1]
+        own(sock)[(SOL_SOCKET, _SO_PRIORITY)] = _TOS2PRIO[(v & 0x1E) >> 1]
     return v
 
 
@@ -400,19 +400,28 @@ def _set(sock: Any, level: int, optname: int, buf: bytes | None, optlen: int) ->
     key = (spec.level, spec.optname)
     if spec.size == 8:  # SO_LINGER
         onoff, linger = struct.unpack("ii", data[:8])
-        sock._opts[key] = (int(onoff != 0), linger if linger >= 0 else NEGATIVE_LINGER)
+        own(sock)[key] = (int(onoff != 0), linger if linger >= 0 else NEGATIVE_LINGER)
     elif spec.size == 16:  # SO_RCVTIMEO / SO_SNDTIMEO
         sec, usec = struct.unpack("qq", data[:16])
         if not 0 <= usec < 1000000:
             raise _Err(errno.EDOM)
         # a negative time reads back as 0 but makes blocking calls give up at once
-        sock._opts[key] = (sec, usec) if sec >= 0 else (0, 0, "at once")
+        own(sock)[key] = (sec, usec) if sec >= 0 else (0, 0, "at once")
     elif key == _SO_SNDBUF or key == _SO_RCVBUF:
         _set_buffer(sock, key, _i32(data))
     elif spec.name == "SO_REUSEPORT" and sock._family == AF_UNIX and _i32(data):
         raise _Err(errno.EOPNOTSUPP)  # Unix sockets have no port to share
     else:
         _store(sock, spec, spec.check(sock, _i32(data)))
+
+
+def own(sock: Any) -> dict:
+    """The socket's own ``_opts`` dict, made on the first write (a socket
+    may share a read-only empty mapping until it sets an option)."""
+    opts = sock._opts
+    if type(opts) is not dict:
+        opts = sock._opts = {}
+    return opts
 
 
 def _need(buf: bytes | None, slen: int, size: int, null_zero: bool) -> bytes:
@@ -432,9 +441,10 @@ def _need(buf: bytes | None, slen: int, size: int, null_zero: bool) -> bytes:
 
 def _store(sock: Any, spec: Spec, value: Any) -> None:
     if value is not None:
-        sock._opts[(spec.level, spec.optname)] = value
+        opts = own(sock)
+        opts[(spec.level, spec.optname)] = value
         if spec.name == "TCP_QUICKACK":
-            sock._opts[_QUICKACK_SET] = sock._state
+            opts[_QUICKACK_SET] = sock._state
 
 
 #: (in ``_opts``) the socket state in which TCP_QUICKACK was last set
@@ -454,7 +464,7 @@ def _set_buffer(sock: Any, key: tuple[int, int], v: int) -> None:
         sock._rcvbuf = max(size, MIN_RCVBUF)
         if end is not None:
             end.rcap = sock._rcvbuf
-    sock._opts[key] = size
+    own(sock)[key] = size
 
 
 # -- get ------------------------------------------------------------------------------
@@ -511,6 +521,9 @@ def _value(sock: Any, spec: Spec) -> Any:
         if key in sock._opts:
             return sock._opts[key] - TCP_TIMESTAMP_LEN
         return TCP_ACCEPTED_MSS if sock._side == "server" else TCP_CLIENT_MSS[sock._family]
+    if name == "IP_MULTICAST_TTL" and sock._side == "server" and sock._family == AF_INET \
+            and key not in sock._opts:
+        return 64  # (an accepted IPv4 socket: its listener's IP_TTL, see inherit)
     if name == "TCP_QUICKACK" and sock._state in ("connected", "listening") \
             and sock._opts.get(_QUICKACK_SET) != sock._state:
         return 1  # listen() and an established connection turn it back on
@@ -521,10 +534,13 @@ def _value(sock: Any, spec: Spec) -> Any:
 def inherit(sock: Any, listener: Any) -> None:
     """A TCP socket made by accept() starts with its listener's options (its
     IP_MULTICAST_TTL, on this kernel, with the listener's IP_TTL)."""
-    sock._opts.update(listener._opts)
-    sock._opts.pop(_QUICKACK_SET, None)
+    if not listener._opts:
+        return  # (nothing set: no dict of its own either)
+    opts = own(sock)
+    opts.update(listener._opts)
+    opts.pop(_QUICKACK_SET, None)
     if sock._family == AF_INET:
-        sock._opts[(IPPROTO_IP, _socket.IP_MULTICAST_TTL)] = \
+        opts[(IPPROTO_IP, _socket.IP_MULTICAST_TTL)] = \
             listener._opts.get((IPPROTO_IP, _socket.IP_TTL), 64)
 
 
