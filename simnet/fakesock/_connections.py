@@ -50,7 +50,10 @@ def mapped_v4(ip: str) -> str | None:
 
 
 def canonical_v6(ip: str) -> str:
-    """An IPv6 address as Linux prints it: IPv4-mapped ones as ``::ffff:a.b.c.d``."""
+    """An IPv6 address as Linux prints it: IPv4-mapped ones as ``::ffff:a.b.c.d``;
+    no ``%scope`` (CPython takes the scope id from the address tuple)."""
+    if "%" in ip:
+        ip = ip.split("%", 1)[0]
     v4 = mapped_v4(ip)
     return ip if v4 is None else "::ffff:" + v4
 

@@ -52,6 +52,27 @@ _SO_SNDBUF = (_socket.SOL_SOCKET, _socket.SO_SNDBUF)
 DEFAULT_BUF = 212992
 
 
+def _scoped(ip: str) -> str | None:
+    """"link-local" or "multicast" for an IPv6 address that needs a scope id."""
+    low = ip[:4].lower()
+    if low[:2] == "ff":
+        return "multicast"
+    if low[:3] in ("fe8", "fe9", "fea", "feb"):
+        return "link-local"
+    return None
+
+
+def _scope_id(address: Any) -> int:
+    """The scope id of an AF_INET6 address tuple (0 if it has none)."""
+    return address[3] if isinstance(address, tuple) and len(address) > 3 else 0
+
+
+def _is_multicast4(ip: str) -> bool:
+    """Is *ip* an IPv4 multicast group (224.0.0.0/4)?"""
+    head = ip.split(".", 1)[0]
+    return head.isdigit() and 224 <= int(head) <= 239
+
+
 def _oserror(code: int) -> OSError:
     """The exception Python raises for errno *code* (its OSError subclass)."""
     return OSError(code, _strerror(code))
@@ -362,20 +383,36 @@ class FakeSocket(SocketIdentity):
             ip = canonical_v6(ip)  # ::ffff:a.b.c.d, as Linux prints it
         return (ip, port)
 
-    def _unroutable(self, key: Any) -> int:
+    def _unroutable(self, key: Any, address: Any = None, sending: bool = False) -> int:
         """The errno of a connect or sendto to *key* that cannot go (0: it
         can), as Linux decides: an IPv4-mapped destination needs a dual-stack
         socket not bound to an IPv6 address (ENETUNREACH), a socket bound to
         an IPv4-mapped address reaches IPv4 only (EAFNOSUPPORT); TCP cannot
         connect to 255.255.255.255 (ENETUNREACH), UDP may send there only
-        with SO_BROADCAST (EACCES)."""
+        with SO_BROADCAST (EACCES); TCP cannot connect to a multicast group
+        (ENETUNREACH). An IPv6 link-local or multicast address needs a scope
+        id (the 4-tuple's; without one a connect is EINVAL -- ENETUNREACH for
+        TCP to multicast -- and a sendto goes nowhere); with one, this network
+        has no route there (ENETUNREACH). A sendto to port 0 is EINVAL
+        (*sending*: a sendto, not a connect)."""
         ip = key[0]
         if self._family == AF_INET6:
             v4 = mapped_v4(ip)
             lip = self._laddr[0] if self._laddr is not None else "::"
             lv4 = mapped_v4(lip)
             if v4 is None:
-                return errno.EAFNOSUPPORT if lv4 is not None else 0
+                if lv4 is not None:
+                    return errno.EAFNOSUPPORT
+                scoped = _scoped(ip)
+                if scoped is not None:
+                    if _scope_id(address):
+                        return errno.ENETUNREACH
+                    if sending:
+                        return 0
+                    if scoped == "multicast" and self._type == SOCK_STREAM:
+                        return errno.ENETUNREACH
+                    return errno.EINVAL
+                return errno.EINVAL if sending and key[1] == 0 else 0
             if not _dual_stack(self) or (lip != "::" and lv4 is None):
                 return errno.ENETUNREACH
             ip = v4
@@ -384,7 +421,9 @@ class FakeSocket(SocketIdentity):
                 return errno.ENETUNREACH
             if not self._opts.get((_socket.SOL_SOCKET, _socket.SO_BROADCAST), 0):
                 return errno.EACCES
-        return 0
+        elif self._type == SOCK_STREAM and _is_multicast4(ip):
+            return errno.ENETUNREACH
+        return errno.EINVAL if sending and key[1] == 0 else 0
 
     def _dest(self, key: Any) -> Any:
         """Where a connect or sendto to *key* goes: Linux sends to a wildcard
@@ -452,7 +491,18 @@ class FakeSocket(SocketIdentity):
         v4 = mapped_v4(ip) if self._family == AF_INET6 else None
         if v4 is not None and not _dual_stack(self):
             raise _oserror(errno.EINVAL)  # IPV6_V6ONLY: no IPv4-mapped address
-        if not net.is_local_ip(ip) and (v4 or ip) != BROADCAST:
+        scoped = _scoped(ip) if self._family == AF_INET6 and v4 is None else None
+        if scoped is not None:
+            # an IPv6 link-local or multicast address: EINVAL without a scope
+            # id; a link-local one is not this host's (EADDRNOTAVAIL; ENODEV
+            # for a scope id that names no interface: only 1, loopback, does)
+            scope = _scope_id(address)
+            if scoped == "link-local":
+                raise _oserror(errno.EINVAL if not scope else
+                               errno.EADDRNOTAVAIL if scope == 1 else errno.ENODEV)
+            if not scope or self._type == SOCK_STREAM:
+                raise _oserror(errno.EINVAL)
+        elif not net.is_local_ip(ip) and (v4 or ip) != BROADCAST and not _is_multicast4(v4 or ip):
             raise _oserror(errno.EADDRNOTAVAIL)
         if port == 0:
             port = net.ephemeral_port(self._family, ip, self._type)
@@ -616,7 +666,7 @@ class FakeSocket(SocketIdentity):
         if self._type == SOCK_DGRAM:
             if self._family != AF_UNIX:
                 self._autobind(key[0])
-                code = self._unroutable(key)
+                code = self._unroutable(key, address)
                 if code:
                     return code
                 self._set_source(key[0])
@@ -656,7 +706,7 @@ class FakeSocket(SocketIdentity):
                 # waits only after EINPROGRESS, so EALREADY comes out at once
                 return errno.EALREADY
         else:
-            code = self._unroutable(key) if self._family != AF_UNIX else 0
+            code = self._unroutable(key, address) if self._family != AF_UNIX else 0
             if code:
                 return code
             spurious = self._start_connect(key)
@@ -1033,7 +1083,7 @@ class FakeSocket(SocketIdentity):
         key = self._parse(address, "sendto")
         if self._family != AF_UNIX:
             key = self._dest(key)
-            code = self._unroutable(key)
+            code = self._unroutable(key, address, sending=True)
             if code:
                 self._autobind(key[0])
                 raise _oserror(code)

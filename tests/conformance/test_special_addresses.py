@@ -381,3 +381,53 @@ def test_special_address_product_matches_real():
     real, fake = results
     diffs = [f"{r[0]}: real {r[1]} fake {f[1]}" for r, f in zip(real, fake) if r != f]
     assert not diffs, f"{len(diffs)} of {len(real)} differ:\n" + "\n".join(diffs[:30])
+
+
+# -- multicast, link-local, port 0 ------------------------------------------------------
+_SPECIAL = [
+    (AF_INET, ("224.0.0.1", 9)), (AF_INET, ("239.1.2.3", 9)), (AF_INET, ("127.0.0.1", 0)),
+    (AF_INET, ("0.0.0.0", 0)), (AF_INET6, ("::1", 0)), (AF_INET6, ("ff02::1", 9)),
+    (AF_INET6, ("ff02::1", 9, 0, 1)), (AF_INET6, ("fe80::1", 9)), (AF_INET6, ("fe80::1", 9, 0, 1)),
+    (AF_INET6, ("fe80::1", 9, 0, 77)), (AF_INET6, ("fe80::1%lo", 9)),
+]
+
+
+def special_cases(backend) -> list:
+    """Non-blocking connect, bind (and the name it gives) and sendto for
+    multicast groups, IPv6 link-local addresses with and without a scope id
+    (CPython takes it from the tuple, not from ``%lo``) and port 0."""
+    out = []
+    for family, addr in _SPECIAL:
+        for type_ in (SOCK_STREAM, SOCK_DGRAM):
+            sock = backend.socket(family, type_)
+            sock.setblocking(False)
+            connected = _try(sock.connect, addr)
+            sock.close()
+            sock = backend.socket(family, type_)
+            bound = _try(sock.bind, addr[:1] + (0,) + addr[2:])
+            name = sock.getsockname()[0]
+            sock.close()
+            sock = backend.socket(family, SOCK_DGRAM)
+            sent = _try(sock.sendto, b"x", addr)
+            sock.close()
+            out.append(((family, type_, addr), connected, bound, name, sent))
+    return out
+
+
+def test_multicast_link_local_and_port_zero_match_real():
+    """TCP to a multicast group: ENETUNREACH; binding one works (IPv6: UDP
+    with a scope id only); link-local without a scope id: EINVAL (a sendto
+    goes nowhere), with one: ENETUNREACH (bind: EADDRNOTAVAIL, or ENODEV for
+    an interface that does not exist); sendto port 0: EINVAL."""
+    from .backends import FakeBackend, RealBackend
+
+    results = []
+    for cls in (RealBackend, FakeBackend):
+        backend = cls()
+        try:
+            results.append(special_cases(backend))
+        finally:
+            backend.close_all()
+    real, fake = results
+    diffs = [f"{r[0]}: real {r[1:]} fake {f[1:]}" for r, f in zip(real, fake) if r != f]
+    assert not diffs, f"{len(diffs)} of {len(real)} differ:\n" + "\n".join(diffs)
