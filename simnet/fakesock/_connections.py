@@ -38,24 +38,34 @@ BROADCAST = "255.255.255.255"
 
 
 def mapped_v4(ip: str) -> str | None:
-    """The IPv4 address inside an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``,
-    any spelling), else None."""
-    if ":" not in ip or "." not in ip and "ffff" not in ip.lower():
-        return None
-    try:
-        v4 = ipaddress.IPv6Address(ip).ipv4_mapped
-    except ValueError:
-        return None
-    return None if v4 is None else str(v4)
+    """The IPv4 address inside an IPv4-mapped IPv6 address in the form
+    :func:`canonical_v6` gives (``::ffff:a.b.c.d``), else None."""
+    if ip.startswith("::ffff:") and "." in ip:
+        return ip[7:]
+    return None
+
+
+_canonical: dict[str, str] = {}
 
 
 def canonical_v6(ip: str) -> str:
-    """An IPv6 address as Linux prints it: IPv4-mapped ones as ``::ffff:a.b.c.d``;
-    no ``%scope`` (CPython takes the scope id from the address tuple)."""
-    if "%" in ip:
-        ip = ip.split("%", 1)[0]
-    v4 = mapped_v4(ip)
-    return ip if v4 is None else "::ffff:" + v4
+    """An IPv6 address as Linux prints it: IPv4-mapped ones as ``::ffff:a.b.c.d``
+    (any spelling); no ``%scope`` (CPython takes the scope id from the
+    address tuple)."""
+    if "." not in ip and "%" not in ip and "f" not in ip and "F" not in ip:
+        return ip  # (nothing to change: the common case, without parsing)
+    done = _canonical.get(ip)
+    if done is not None:
+        return done
+    text = ip.split("%", 1)[0]
+    try:
+        v4 = ipaddress.IPv6Address(text).ipv4_mapped
+    except ValueError:
+        v4 = None
+    done = text if v4 is None else "::ffff:" + str(v4)
+    if len(_canonical) < 4096:
+        _canonical[ip] = done
+    return done
 
 
 def _as_family(addr: tuple, family: int) -> tuple:
@@ -294,11 +304,20 @@ class _Connections:
                     delay += self.rng.random() * rule.params["delay"]
 
         def arrive() -> None:
-            if ip == BROADCAST or mapped_v4(ip) == BROADCAST:
+            family = sock._family
+            if family == _socket.AF_INET6 and ip.startswith("::ffff:"):
+                if ip == "::ffff:" + BROADCAST:
+                    self._broadcast(sock, payload, src, port, copies)
+                    return
+                dest = self._udp_dest_other(family, ip, port)
+            elif ip == BROADCAST:
                 self._broadcast(sock, payload, src, port, copies)
                 return
-            dest = self._udp_dest(sock._family, ip, port)
-            dsrc = src if dest is None else _as_family(src, dest._family)
+            else:
+                dest = self._find(family, ip, port, _socket.SOCK_DGRAM, None)
+                if dest is None and family == _socket.AF_INET:
+                    dest = self._udp_dest_other(family, ip, port)
+            dsrc = src if dest is None or dest._family == family else _as_family(src, dest._family)
             if dest is not None and dest._raddr is not None and dest._raddr != dsrc:
                 dest = None  # connected elsewhere: no socket takes it (port unreachable)
             if dest is not None:
@@ -314,22 +333,22 @@ class _Connections:
         else:
             arrive()  # loopback delivers a datagram within sendto()
 
-    def _udp_dest(self, family: int, ip: str, port: int) -> Any:
-        """The UDP socket a datagram to (*ip*, *port*) from a socket of
-        *family* reaches: an IPv4-mapped address is IPv4's; an IPv4
-        datagram nobody on IPv4 takes goes to a dual-stack IPv6 socket."""
+    def _udp_dest_other(self, family: int, ip: str, port: int) -> Any:
+        """The UDP socket a datagram reaches across the families: to an
+        IPv4-mapped address from an IPv6 socket, the IPv4 socket there (or
+        an IPv6 one on that mapped address or a dual-stack one on ::); from
+        an IPv4 socket that no IPv4 socket takes, a dual-stack IPv6 one."""
         dgram = _socket.SOCK_DGRAM
-        v4 = mapped_v4(ip) if family == _socket.AF_INET6 else None
-        if v4 is not None:
-            dest = self._find(_socket.AF_INET, v4, port, dgram, None)
+        if family == _socket.AF_INET6:
+            dest = self._find(_socket.AF_INET, ip[7:], port, dgram, None)
             if dest is not None:
                 return dest
-            family, ip = _socket.AF_INET, v4
-        dest = self._find(family, ip, port, dgram, None)
-        if dest is None and family == _socket.AF_INET:
-            dest = self._find(_socket.AF_INET6, "::ffff:" + ip, port, dgram, None)
-            if dest is not None and dest._laddr[0] == "::" and not _dual_stack(dest):
-                dest = None
+            v6 = ip
+        else:
+            v6 = "::ffff:" + ip
+        dest = self._find(_socket.AF_INET6, v6, port, dgram, None)
+        if dest is not None and dest._laddr[0] == "::" and not _dual_stack(dest):
+            dest = None
         return dest
 
     def _broadcast(self, sock: Any, payload: bytes, src: tuple, port: int, copies: int) -> None:

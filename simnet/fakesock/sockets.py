@@ -379,7 +379,7 @@ class FakeSocket(SocketIdentity):
         if not 0 <= port <= 65535:
             raise OverflowError(f"{what}(): port must be 0-65535.")
         ip = self.network.resolve(host, fam)
-        if fam == AF_INET6:
+        if fam == AF_INET6 and ("." in ip or "%" in ip or "f" in ip or "F" in ip):
             ip = canonical_v6(ip)  # ::ffff:a.b.c.d, as Linux prints it
         return (ip, port)
 
@@ -396,7 +396,13 @@ class FakeSocket(SocketIdentity):
         has no route there (ENETUNREACH). A sendto to port 0 is EINVAL
         (*sending*: a sendto, not a connect)."""
         ip = key[0]
+        if self._family == AF_INET and ip != BROADCAST and key[1] and (
+                self._type == SOCK_DGRAM or ip[0] not in "2"):
+            return 0  # (the common case, at once)
         if self._family == AF_INET6:
+            if key[1] and ip[0] not in "fF" and not ip.startswith("::ffff:") and (
+                    self._laddr is None or not self._laddr[0].startswith("::ffff:")):
+                return 0  # (the common case, at once)
             v4 = mapped_v4(ip)
             lip = self._laddr[0] if self._laddr is not None else "::"
             lv4 = mapped_v4(lip)
