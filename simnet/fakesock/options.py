@@ -22,6 +22,18 @@ optname)``: flags as 0/1, SO_LINGER as ``(onoff, seconds)``,
 SO_RCVTIMEO/SO_SNDTIMEO as ``(sec, usec)``. SO_SNDBUF/SO_RCVBUF live in
 ``_sndbuf``/``_rcvbuf`` (a key in ``_opts`` marks them set by the program:
 SOCK_SNDBUF_LOCK, no autotuning); setting them resizes a live connection.
+A negative SO_RCVTIMEO/SO_SNDTIMEO is kept as ``(0, 0, "at once")`` (it
+reads 0 but blocking calls give up at once); TCP_QUICKACK remembers the state
+it was set in (listen() and a new connection turn it back on).
+
+Where options act elsewhere: :func:`blocking_timeout` (SO_RCVTIMEO and
+SO_SNDTIMEO, read by ``FakeSocket._wait`` and a blocking connect),
+:func:`inherit` (accept), SO_REUSEADDR/SO_REUSEPORT in
+``_connections._bind_conflict``, IPV6_V6ONLY in ``_connections._dual_stack``
+and bind, SO_BROADCAST in ``FakeSocket._unroutable``, SO_LINGER in close.
+Not modelled: SO_RCVLOWAT's effect on TCP readiness, keep-alive probes
+(SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT), TCP_USER_TIMEOUT, Nagle
+(TCP_NODELAY, TCP_CORK): they are stored and read back only.
 """
 
 from __future__ import annotations
