@@ -6,6 +6,7 @@ ends, listeners) and :mod:`simnet.fakesock.dgram` (datagram queues)."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket as _socket
 from typing import Any, Callable
 
@@ -20,8 +21,60 @@ def _dual_stack(sock: Any) -> bool:
     return not sock._opts.get((_socket.IPPROTO_IPV6, _V6ONLY), 0)
 
 
+_SO_REUSEPORT = (_socket.SOL_SOCKET, getattr(_socket, "SO_REUSEPORT", 15))
+
+
+def _reuseport(sock: Any, other: Any) -> bool:
+    """Both sockets set SO_REUSEPORT: they may share a port, listeners too."""
+    return bool(sock._opts.get(_SO_REUSEPORT) and other._opts.get(_SO_REUSEPORT))
+
+
 def _wild(family: int) -> str:
     return "0.0.0.0" if family == _socket.AF_INET else "::"
+
+
+#: the limited broadcast address (``'<broadcast>'``)
+BROADCAST = "255.255.255.255"
+
+
+def mapped_v4(ip: str) -> str | None:
+    """The IPv4 address inside an IPv4-mapped IPv6 address in the form
+    :func:`canonical_v6` gives (``::ffff:a.b.c.d``), else None."""
+    if ip.startswith("::ffff:") and "." in ip:
+        return ip[7:]
+    return None
+
+
+_canonical: dict[str, str] = {}
+
+
+def canonical_v6(ip: str) -> str:
+    """An IPv6 address as Linux prints it: IPv4-mapped ones as ``::ffff:a.b.c.d``
+    (any spelling); no ``%scope`` (CPython takes the scope id from the
+    address tuple)."""
+    if "." not in ip and "%" not in ip and "f" not in ip and "F" not in ip:
+        return ip  # (nothing to change: the common case, without parsing)
+    done = _canonical.get(ip)
+    if done is not None:
+        return done
+    text = ip.split("%", 1)[0]
+    try:
+        v4 = ipaddress.IPv6Address(text).ipv4_mapped
+    except ValueError:
+        v4 = None
+    done = text if v4 is None else "::ffff:" + str(v4)
+    if len(_canonical) < 4096:
+        _canonical[ip] = done
+    return done
+
+
+def _as_family(addr: tuple, family: int) -> tuple:
+    """*addr* (ip, port) as a socket of *family* sees it (IPv4 <-> mapped)."""
+    ip = addr[0]
+    if family == _socket.AF_INET6:
+        return addr if ":" in ip else ("::ffff:" + ip, addr[1])
+    v4 = mapped_v4(ip)
+    return addr if v4 is None else (v4, addr[1])
 
 
 class _Connections:
@@ -34,7 +87,8 @@ class _Connections:
         candidates = [wild, ip] if ip != wild else list(ips)
         for bip in candidates:
             for other in self._bound.get((family, sock._type, bip, port), ()):
-                if not (reuse and other._reuse() and other._state != "listening"):
+                if not (reuse and other._reuse() and other._state != "listening") \
+                        and not _reuseport(sock, other):
                     return True
         # A dual-stack IPv6 socket on :: (IPV6_V6ONLY off, Linux's default)
         # holds the port for IPv4 too, and is refused a port IPv4 holds.
@@ -46,7 +100,8 @@ class _Connections:
             for bip in self._ports.get((_socket.AF_INET, sock._type, port), {}):
                 others += self._bound.get((_socket.AF_INET, sock._type, bip, port), ())
         for other in others:
-            if not (reuse and other._reuse() and other._state != "listening"):
+            if not (reuse and other._reuse() and other._state != "listening") \
+                    and not _reuseport(sock, other):
                 return True
         if sock._type == _socket.SOCK_STREAM:
             # TIME_WAIT: reusable only if both the new socket and the old one
@@ -112,8 +167,16 @@ class _Connections:
             listener = None
             answer = "silence"
         else:
-            listener = self._find(sock._family, ip, port, sock._type, "listening")
-            if listener is None and sock._family == _socket.AF_INET:
+            v4 = mapped_v4(ip) if sock._family == _socket.AF_INET6 else None
+            if v4 is not None:
+                # an IPv6 client of an IPv4-mapped address: an IPv4 listener
+                # takes it (or an IPv6 one on that mapped address or on ::)
+                listener = self._find(_socket.AF_INET, v4, port, sock._type, "listening")
+                if listener is None:
+                    listener = self._find(sock._family, ip, port, sock._type, "listening")
+            else:
+                listener = self._find(sock._family, ip, port, sock._type, "listening")
+            if listener is None and (sock._family == _socket.AF_INET or v4 is not None):
                 listener = self._dual_stack_listener(port, sock._type)
             if listener is None:
                 answer = "rst"
@@ -179,16 +242,19 @@ class _Connections:
                 client._sndbuf = TCP_SNDBUF_CONNECTED
             s_snd = listener._sndbuf if listener._snd_locked else TCP_SNDBUF_CONNECTED
         else:
-            s_snd = listener._sndbuf
+            # a Unix socket made by accept() has the default buffers, not its listener's
+            s_snd, s_rcv = listener._default_buffers(self, listener._family, listener._type)
         c_end = StreamEnd(self, client, c_laddr, key, cid, client._rcvbuf, client._sndbuf, lat, bw,
                           unix)
         s_raddr = c_laddr
         if listener._family != client._family:
             # an IPv4 client of a dual-stack IPv6 listener: the server side sees
-            # IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), as on Linux
-            s_laddr = ("::ffff:" + s_laddr[0], s_laddr[1])
-            s_raddr = ("::ffff:" + c_laddr[0], c_laddr[1])
-        s_end = StreamEnd(self, None, s_laddr, s_raddr, cid, listener._rcvbuf, s_snd, lat, bw, unix)
+            # IPv4-mapped IPv6 addresses (::ffff:a.b.c.d), as on Linux; an IPv6
+            # client of an IPv4-mapped address: the IPv4 server sees IPv4 ones
+            s_laddr = _as_family(s_laddr, listener._family)
+            s_raddr = _as_family(c_laddr, listener._family)
+        s_end = StreamEnd(self, None, s_laddr, s_raddr, cid, s_rcv if unix else listener._rcvbuf,
+                          s_snd, lat, bw, unix)
         c_end.peer, s_end.peer = s_end, c_end
         s_end.side = "server"
         c_end.jitter = s_end.jitter = jitter
@@ -217,7 +283,8 @@ class _Connections:
         ip, port = key
         lat, bw, _ = self._link3(sock._laddr[0], ip, count=True)
         src = sock._laddr
-        if src[0] == _wild(sock._family):
+        if src[0] in (_wild(sock._family), BROADCAST, "::ffff:0.0.0.0"):
+            # (bound to a wildcard or the broadcast address: the route's source)
             src = (self.source_ip(ip, sock._family), src[1])
         delay = lat + (len(payload) / bw if bw else 0.0)
 
@@ -237,12 +304,25 @@ class _Connections:
                     delay += self.rng.random() * rule.params["delay"]
 
         def arrive() -> None:
-            dest = self._find(sock._family, ip, port, _socket.SOCK_DGRAM, None)
-            if dest is not None and dest._raddr is not None and dest._raddr != src:
+            family = sock._family
+            if family == _socket.AF_INET6 and ip.startswith("::ffff:"):
+                if ip == "::ffff:" + BROADCAST:
+                    self._broadcast(sock, payload, src, port, copies)
+                    return
+                dest = self._udp_dest_other(family, ip, port)
+            elif ip == BROADCAST:
+                self._broadcast(sock, payload, src, port, copies)
+                return
+            else:
+                dest = self._find(family, ip, port, _socket.SOCK_DGRAM, None)
+                if dest is None and family == _socket.AF_INET:
+                    dest = self._udp_dest_other(family, ip, port)
+            dsrc = src if dest is None or dest._family == family else _as_family(src, dest._family)
+            if dest is not None and dest._raddr is not None and dest._raddr != dsrc:
                 dest = None  # connected elsewhere: no socket takes it (port unreachable)
             if dest is not None:
                 for _ in range(copies):
-                    dest._accept_datagram(payload, src)
+                    dest._accept_datagram(payload, dsrc)
             elif sock._raddr == key and not sock._closed:
                 # ICMP port unreachable: only a connected socket hears of it
                 sock._err = errno.ECONNREFUSED
@@ -252,3 +332,38 @@ class _Connections:
             self.schedule(delay, arrive)
         else:
             arrive()  # loopback delivers a datagram within sendto()
+
+    def _udp_dest_other(self, family: int, ip: str, port: int) -> Any:
+        """The UDP socket a datagram reaches across the families: to an
+        IPv4-mapped address from an IPv6 socket, the IPv4 socket there (or
+        an IPv6 one on that mapped address or a dual-stack one on ::); from
+        an IPv4 socket that no IPv4 socket takes, a dual-stack IPv6 one."""
+        dgram = _socket.SOCK_DGRAM
+        if family == _socket.AF_INET6:
+            dest = self._find(_socket.AF_INET, ip[7:], port, dgram, None)
+            if dest is not None:
+                return dest
+            v6 = ip
+        else:
+            v6 = "::ffff:" + ip
+        dest = self._find(_socket.AF_INET6, v6, port, dgram, None)
+        if dest is not None and dest._laddr[0] == "::" and not _dual_stack(dest):
+            dest = None
+        return dest
+
+    def _broadcast(self, sock: Any, payload: bytes, src: tuple, port: int, copies: int) -> None:
+        """A datagram to 255.255.255.255: Linux loops it back to every socket
+        on *port* bound to 0.0.0.0 or 255.255.255.255 (and dual-stack IPv6
+        sockets on ::), not to sockets bound to a unicast address or
+        connected elsewhere."""
+        dgram = _socket.SOCK_DGRAM
+        found = [*self._bound.get((_socket.AF_INET, dgram, "0.0.0.0", port), ()),
+                 *self._bound.get((_socket.AF_INET, dgram, BROADCAST, port), ()),
+                 *(o for o in self._bound.get((_socket.AF_INET6, dgram, "::", port), ())
+                   if _dual_stack(o))]
+        for dest in found:
+            dsrc = _as_family(src, dest._family)
+            if dest._closed or dest._raddr is not None and dest._raddr != dsrc:
+                continue
+            for _ in range(copies):
+                dest._accept_datagram(payload, dsrc)

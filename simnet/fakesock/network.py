@@ -725,11 +725,16 @@ class FakeNetwork(_Connections, Network):
         address (all of 127.0.0.0/8) or a wildcard?"""
         if ip in ("0.0.0.0", "::") or ip.startswith("127.") or ip == "::1":
             return True
+        if ip.startswith("::ffff:") and "." in ip:
+            return self.is_local_ip(ip[7:])  # IPv4-mapped: the IPv4 address's
         return any(ip in h.addresses for h in self.hosts.values())
 
     def source_ip(self, dest_ip: str, family: int) -> str:
         """The address an unbound socket sends from to reach *dest_ip*
-        (Linux: the loopback interface's 127.0.0.1 for all of 127.0.0.0/8)."""
+        (Linux: the loopback interface's 127.0.0.1 for all of 127.0.0.0/8;
+        IPv4's, mapped, for an IPv4-mapped *dest_ip*)."""
+        if family == _socket.AF_INET6 and dest_ip.startswith("::ffff:") and "." in dest_ip:
+            return "::ffff:" + self.source_ip(dest_ip[7:], _socket.AF_INET)
         if (_ip_facts(dest_ip)[2] if type(dest_ip) is str
                 else ipaddress.ip_address(dest_ip).is_loopback):
             return "127.0.0.1" if family == _socket.AF_INET else dest_ip

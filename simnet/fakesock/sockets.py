@@ -22,11 +22,12 @@ import errno
 import math
 import operator
 import socket as _socket
-import struct
 from types import MappingProxyType
 from typing import Any
 
 from simnet._sockbase import SocketIdentity
+from simnet.fakesock import options as _options
+from simnet.fakesock._connections import BROADCAST, _dual_stack, canonical_v6, mapped_v4
 from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost  # noqa: F401
 from simnet.fakesock.unixnames import Unnamed, canonical as _unix_name
 from simnet.fakesock.tcp import (SYN_RETRIES, TCP_RCVBUF, TCP_SNDBUF,  # noqa: F401
@@ -48,7 +49,6 @@ _TYPE_MASK = ~(getattr(_socket, "SOCK_NONBLOCK", 0) | getattr(_socket, "SOCK_CLO
 
 SOMAXCONN = getattr(_socket, "SOMAXCONN", 4096)
 
-_MIN_SNDBUF, _MIN_RCVBUF = 4608, 2304
 _SO_SNDBUF = (_socket.SOL_SOCKET, _socket.SO_SNDBUF)
 
 # What a socket reads until it writes its own (see FakeSocket._set_opt/_count)
@@ -59,22 +59,26 @@ _NO_CALLS: Any = MappingProxyType({"send": 0, "recv": 0, "accept": 0, "connect":
 #: rmem_default; TCP's are in simnet.fakesock.tcp).
 DEFAULT_BUF = 212992
 
-_KNOWN_OPTS = {
-    (_socket.SOL_SOCKET, _socket.SO_REUSEADDR), (_socket.SOL_SOCKET, _socket.SO_KEEPALIVE),
-    (_socket.SOL_SOCKET, _socket.SO_BROADCAST), (_socket.SOL_SOCKET, _socket.SO_SNDBUF),
-    (_socket.SOL_SOCKET, _socket.SO_RCVBUF), (_socket.SOL_SOCKET, _socket.SO_LINGER),
-    (_socket.SOL_SOCKET, _socket.SO_OOBINLINE),
-    (_socket.IPPROTO_TCP, _socket.TCP_NODELAY),
-}
-for _name in ("SO_REUSEPORT", "SO_RCVLOWAT", "SO_SNDLOWAT", "SO_PRIORITY"):
-    if hasattr(_socket, _name):
-        _KNOWN_OPTS.add((_socket.SOL_SOCKET, getattr(_socket, _name)))
-for _name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_QUICKACK", "TCP_USER_TIMEOUT"):
-    if hasattr(_socket, _name):
-        _KNOWN_OPTS.add((_socket.IPPROTO_TCP, getattr(_socket, _name)))
-for _name in ("IPV6_V6ONLY",):
-    if hasattr(_socket, _name):
-        _KNOWN_OPTS.add((_socket.IPPROTO_IPV6, getattr(_socket, _name)))
+
+def _scoped(ip: str) -> str | None:
+    """"link-local" or "multicast" for an IPv6 address that needs a scope id."""
+    low = ip[:4].lower()
+    if low[:2] == "ff":
+        return "multicast"
+    if low[:3] in ("fe8", "fe9", "fea", "feb"):
+        return "link-local"
+    return None
+
+
+def _scope_id(address: Any) -> int:
+    """The scope id of an AF_INET6 address tuple (0 if it has none)."""
+    return address[3] if isinstance(address, tuple) and len(address) > 3 else 0
+
+
+def _is_multicast4(ip: str) -> bool:
+    """Is *ip* an IPv4 multicast group (224.0.0.0/4)?"""
+    head = ip.split(".", 1)[0]
+    return head.isdigit() and 224 <= int(head) <= 239
 
 
 def _oserror(code: int) -> OSError:
@@ -167,6 +171,7 @@ class FakeSocket(SocketIdentity):
     #: calls per operation, counted for fault rules (``call=``): a dict of the
     #: socket's own once a call is counted
     _calls: Any = _NO_CALLS
+    _bind_ip: str | None = None  # the address bind() was given (IPV6_V6ONLY reads it)
 
     @staticmethod
     def _default_buffers(net: Any, family: int, base: int) -> tuple[int, int]:
@@ -339,6 +344,17 @@ class FakeSocket(SocketIdentity):
             # MSG_DONTWAIT only matters to a blocking socket)
             raise _blocking()
         if deadline is None:
+            timeout = _options.blocking_timeout(self, what) if self._timeout is None else None
+            if timeout is not None:
+                # a blocking socket with SO_RCVTIMEO / SO_SNDTIMEO: the kernel
+                # gives up with EAGAIN
+                if timeout == 0.0:
+                    raise _blocking()
+                try:
+                    self.network.block(ready, timeout, what)
+                except TimeoutError:
+                    raise _blocking() from None
+                return
             self.network.block(ready, self._timeout, what)
         else:
             self.network.block(ready, max(0.0, deadline - self.network._now), what)
@@ -388,7 +404,57 @@ class FakeSocket(SocketIdentity):
         if not 0 <= port <= 65535:
             raise OverflowError(f"{what}(): port must be 0-65535.")
         ip = self.network.resolve(host, fam)
+        if fam == AF_INET6 and ("." in ip or "%" in ip or "f" in ip or "F" in ip):
+            ip = canonical_v6(ip)  # ::ffff:a.b.c.d, as Linux prints it
         return (ip, port)
+
+    def _unroutable(self, key: Any, address: Any = None, sending: bool = False) -> int:
+        """The errno of a connect or sendto to *key* that cannot go (0: it
+        can), as Linux decides: an IPv4-mapped destination needs a dual-stack
+        socket not bound to an IPv6 address (ENETUNREACH), a socket bound to
+        an IPv4-mapped address reaches IPv4 only (EAFNOSUPPORT); TCP cannot
+        connect to 255.255.255.255 (ENETUNREACH), UDP may send there only
+        with SO_BROADCAST (EACCES); TCP cannot connect to a multicast group
+        (ENETUNREACH). An IPv6 link-local or multicast address needs a scope
+        id (the 4-tuple's; without one a connect is EINVAL -- ENETUNREACH for
+        TCP to multicast -- and a sendto goes nowhere); with one, this network
+        has no route there (ENETUNREACH). A sendto to port 0 is EINVAL
+        (*sending*: a sendto, not a connect)."""
+        ip = key[0]
+        if self._family == AF_INET and ip != BROADCAST and key[1] and (
+                self._type == SOCK_DGRAM or ip[0] not in "2"):
+            return 0  # (the common case, at once)
+        if self._family == AF_INET6:
+            if key[1] and ip[0] not in "fF" and not ip.startswith("::ffff:") and (
+                    self._laddr is None or not self._laddr[0].startswith("::ffff:")):
+                return 0  # (the common case, at once)
+            v4 = mapped_v4(ip)
+            lip = self._laddr[0] if self._laddr is not None else "::"
+            lv4 = mapped_v4(lip)
+            if v4 is None:
+                if lv4 is not None:
+                    return errno.EAFNOSUPPORT
+                scoped = _scoped(ip)
+                if scoped is not None:
+                    if _scope_id(address):
+                        return errno.ENETUNREACH
+                    if sending:
+                        return 0
+                    if scoped == "multicast" and self._type == SOCK_STREAM:
+                        return errno.ENETUNREACH
+                    return errno.EINVAL
+                return errno.EINVAL if sending and key[1] == 0 else 0
+            if not _dual_stack(self) or (lip != "::" and lv4 is None):
+                return errno.ENETUNREACH
+            ip = v4
+        if ip == BROADCAST:
+            if self._type == SOCK_STREAM:
+                return errno.ENETUNREACH
+            if not self._opts.get((_socket.SOL_SOCKET, _socket.SO_BROADCAST), 0):
+                return errno.EACCES
+        elif self._type == SOCK_STREAM and _is_multicast4(ip):
+            return errno.ENETUNREACH
+        return errno.EINVAL if sending and key[1] == 0 else 0
 
     def _dest(self, key: Any) -> Any:
         """Where a connect or sendto to *key* goes: Linux sends to a wildcard
@@ -396,6 +462,8 @@ class FakeSocket(SocketIdentity):
         if self._family == AF_INET and key[0] == "0.0.0.0":
             return ("127.0.0.1", key[1])
         if self._family == AF_INET6 and key[0] == "::":
+            if self._laddr is not None and mapped_v4(self._laddr[0]) is not None:
+                return ("::ffff:127.0.0.1", key[1])  # bound to IPv4: IPv4's loopback
             return ("::1", key[1])
         return key
 
@@ -403,7 +471,10 @@ class FakeSocket(SocketIdentity):
         """Bound to a wildcard address: connect() fixes the local address to
         the route's source (Linux rehashes the socket under it)."""
         laddr = self._laddr
-        if laddr is None or laddr[0] not in ("0.0.0.0", "::"):
+        if laddr is None or laddr[0] not in ("0.0.0.0", "::", "::ffff:0.0.0.0") and not (
+                laddr[0] == BROADCAST and self._type == SOCK_STREAM):
+            # (TCP takes the route's source when bound to 255.255.255.255;
+            # UDP keeps that name and sends from the route's source)
             return
         net = self.network
         if self._bound_key is not None:
@@ -454,13 +525,28 @@ class FakeSocket(SocketIdentity):
             self._bound_key = ("unix", key)
             return
         ip, port = key
-        if not net.is_local_ip(ip):
+        v4 = mapped_v4(ip) if self._family == AF_INET6 else None
+        if v4 is not None and not _dual_stack(self):
+            raise _oserror(errno.EINVAL)  # IPV6_V6ONLY: no IPv4-mapped address
+        scoped = _scoped(ip) if self._family == AF_INET6 and v4 is None else None
+        if scoped is not None:
+            # an IPv6 link-local or multicast address: EINVAL without a scope
+            # id; a link-local one is not this host's (EADDRNOTAVAIL; ENODEV
+            # for a scope id that names no interface: only 1, loopback, does)
+            scope = _scope_id(address)
+            if scoped == "link-local":
+                raise _oserror(errno.EINVAL if not scope else
+                               errno.EADDRNOTAVAIL if scope == 1 else errno.ENODEV)
+            if not scope or self._type == SOCK_STREAM:
+                raise _oserror(errno.EINVAL)
+        elif not net.is_local_ip(ip) and (v4 or ip) != BROADCAST and not _is_multicast4(v4 or ip):
             raise _oserror(errno.EADDRNOTAVAIL)
         if port == 0:
             port = net.ephemeral_port(self._family, ip, self._type)
         elif net._bind_conflict(self, self._family, ip, port):
             raise _oserror(errno.EADDRINUSE)
         self._register(ip, port)
+        self._bind_ip = ip
 
     def _register(self, ip: str, port: int) -> None:
         self._laddr = (ip, port)
@@ -481,57 +567,25 @@ class FakeSocket(SocketIdentity):
         self._register(ip, net.ephemeral_port(self._family, ip, self._type))
 
     # -- options ---------------------------------------------------------------
-    def setsockopt(self, level: int, optname: int, value: Any, optlen: Any = None) -> None:
+    def setsockopt(self, *args: Any) -> None:
+        """``setsockopt(level, optname, value)`` or ``(level, optname, None,
+        optlen)``: as the kernel does it (see :mod:`simnet.fakesock.options`)."""
+        level, optname, buf, optlen = _options.parse_set_args(args)
         self._check()
-        if (level, optname) not in _KNOWN_OPTS:
-            raise _oserror(errno.ENOPROTOOPT)
-        if level == _socket.SOL_SOCKET and optname == _socket.SO_SNDBUF:
-            # (kept in _opts, which makes _snd_locked true: SOCK_SNDBUF_LOCK)
-            self._sndbuf = max(_MIN_SNDBUF, int(value) * 2)
-            if self._end is not None:
-                self._end.scap = self._sndbuf
-        elif level == _socket.SOL_SOCKET and optname == _socket.SO_RCVBUF:
-            self._rcvbuf = max(_MIN_RCVBUF, int(value) * 2)
-            if self._end is not None:
-                self._end.rcap = self._rcvbuf
-        elif level == _socket.SOL_SOCKET and optname == _socket.SO_LINGER:
-            if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
-                raise _oserror(errno.EINVAL)
-            value = struct.unpack("ii", value)
-        elif not isinstance(value, (bytes, bytearray)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError("a bytes-like object is required, not '%s'" % type(value).__name__)
-            value = int(value)
-        self._set_opt((level, optname), value)
+        _options.set_option(self, level, optname, buf, optlen)
 
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
+    def getsockopt(self, *args: Any) -> Any:
+        """``getsockopt(level, optname[, buflen])``: an int without buflen
+        (or with 0), else the bytes the kernel writes (at most buflen)."""
+        level, optname, buflen = _options.parse_get_args(args)
         self._check()
-        sol = _socket.SOL_SOCKET
-        if (level, optname) == (sol, _socket.SO_ERROR):
-            if self._end is not None and self._end.err:
-                value = self._end.take_error()
-            else:
-                value, self._err = self._err, 0
-        elif (level, optname) == (sol, _socket.SO_TYPE):
-            value = self._type
-        elif (level, optname) == (sol, _socket.SO_ACCEPTCONN):
-            value = int(self._state == "listening")
-        elif (level, optname) == (sol, _socket.SO_SNDBUF):
-            value = self._sndbuf
-        elif (level, optname) == (sol, _socket.SO_RCVBUF):
-            value = self._rcvbuf
-        elif (level, optname) == (sol, _socket.SO_LINGER):
-            onoff, linger = self._opts.get((level, optname), (0, 0))
-            packed = struct.pack("ii", onoff, linger)
-            return packed[:buflen] if buflen else onoff
-        elif (level, optname) in _KNOWN_OPTS:
-            value = self._opts.get((level, optname), 0)
-            if isinstance(value, (bytes, bytearray)):
-                return bytes(value)[:buflen] if buflen else int.from_bytes(bytes(value)[:4], "little")
-        else:
-            raise _oserror(errno.ENOPROTOOPT)
-        if buflen:
-            return struct.pack("i", value)[:buflen]
+        return _options.get_option(self, level, optname, buflen)
+
+    def _take_error(self) -> int:
+        """SO_ERROR: the pending error, cleared by reading it."""
+        if self._end is not None and self._end.err:
+            return self._end.take_error()
+        value, self._err = self._err, 0
         return value
 
     def _reuse(self) -> bool:
@@ -614,8 +668,7 @@ class FakeSocket(SocketIdentity):
         if self._family != AF_UNIX:
             sock._bound_key = (self._family, self._type, end.laddr[0], end.laddr[1])
             self.network._add_binding(sock._bound_key, sock)
-            if self._reuse():  # (inherited; unset reads 0 as well)
-                sock._set_opt((_socket.SOL_SOCKET, _socket.SO_REUSEADDR), 1)
+            _options.inherit(sock, self)  # a TCP socket has its listener's options
         self.network.activity += 1
         return sock, self._sockname(end.raddr) if end.raddr is not None else ""
 
@@ -642,6 +695,7 @@ class FakeSocket(SocketIdentity):
 
     def _connect(self, address: Any, what: str) -> int:
         self._check()
+        started = False
         key = self._parse(address, what)
         net = self.network
         if self._family != AF_UNIX:
@@ -649,6 +703,9 @@ class FakeSocket(SocketIdentity):
         if self._type == SOCK_DGRAM:
             if self._family != AF_UNIX:
                 self._autobind(key[0])
+                code = self._unroutable(key, address)
+                if code:
+                    return code
                 self._set_source(key[0])
             else:
                 code, dest = net._unix.find(key)
@@ -672,7 +729,7 @@ class FakeSocket(SocketIdentity):
                 return 0
             return errno.EISCONN
         if self._state == "listening":
-            return errno.EISCONN
+            return errno.EINVAL if self._family == AF_UNIX else errno.EISCONN
         if self._state == "refused":
             # an unread error is reported now; a read one leaves ECONNABORTED
             code, self._err = self._err, 0
@@ -684,16 +741,28 @@ class FakeSocket(SocketIdentity):
                 # waits only after EINPROGRESS, so EALREADY comes out at once
                 return errno.EALREADY
         else:
+            code = self._unroutable(key, address) if self._family != AF_UNIX else 0
+            if code:
+                return code
             spurious = self._start_connect(key)
             if spurious:
                 return errno.EAGAIN
+            started = True
         if self._state == "connecting":
             if self._timeout == 0.0:
                 self._announced = False
                 return errno.EINPROGRESS
+            sndtimeo = _options.blocking_timeout(self, "connect()") if self._timeout is None else None
+            if sndtimeo == 0.0 and started:
+                self._announced = False
+                return errno.EINPROGRESS  # (a later connect looks again)
             try:
-                net.block(lambda: self._state != "connecting", self._timeout, f"{what}()")
+                net.block(lambda: self._state != "connecting",
+                          self._timeout if sndtimeo is None else sndtimeo, f"{what}()")
             except TimeoutError:
+                if sndtimeo is not None:
+                    self._announced = False
+                    return errno.EINPROGRESS  # SO_SNDTIMEO ran out: it goes on in the background
                 return -1
         if self._state == "connected":
             # a timeout-mode TCP socket is non-blocking in the kernel: its
@@ -1053,6 +1122,10 @@ class FakeSocket(SocketIdentity):
         key = self._parse(address, "sendto")
         if self._family != AF_UNIX:
             key = self._dest(key)
+            code = self._unroutable(key, address, sending=True)
+            if code:
+                self._autobind(key[0])
+                raise _oserror(code)
         return self._sendto(payload, key)
 
     def _sendto(self, payload: bytes, key: Any) -> int:
