@@ -28,6 +28,8 @@ import math
 import time as _time
 from typing import Any
 
+from simnet._pyversion import PYTIME_OVERFLOW
+
 __all__ = ["VIRTUAL_EPOCH", "install", "uninstall"]
 
 #: What ``time.time()`` reads at virtual time 0: 2026-01-01T00:00:00Z. Fixed,
@@ -56,7 +58,7 @@ def _sleep_seconds(secs: Any) -> float:
         if math.isnan(secs):
             raise ValueError("Invalid value NaN (not a number)")
         if math.isinf(secs):
-            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+            raise OverflowError(PYTIME_OVERFLOW)
     if secs < 0:
         raise ValueError("sleep length must be non-negative")
     return float(secs)
