@@ -18,3 +18,8 @@ PYTIME_T = "PyTime_t" if sys.version_info >= (3, 13) else "_PyTime_t"
 
 #: The OverflowError message of an integer timeout out of CPython's range.
 PYTIME_OVERFLOW = f"timestamp too large to convert to C {PYTIME_T}"
+
+#: ``socket.sendfile(file, offset, count)`` hands ``os.sendfile`` at most
+#: 1 GiB a call from 3.13 on, with a count too; before, the whole remaining
+#: count, so a count of 2**63 or more is an OverflowError (C ssize_t).
+SENDFILE_BLOCKS_CAPPED = sys.version_info >= (3, 13)
