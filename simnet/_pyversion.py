@@ -23,3 +23,10 @@ PYTIME_OVERFLOW = f"timestamp too large to convert to C {PYTIME_T}"
 #: 1 GiB a call from 3.13 on, with a count too; before, the whole remaining
 #: count, so a count of 2**63 or more is an OverflowError (C ssize_t).
 SENDFILE_BLOCKS_CAPPED = sys.version_info >= (3, 13)
+
+#: ``datetime.datetime.utcnow()`` warns from 3.12 on (DeprecationWarning, at
+#: the caller), with this message.
+UTCNOW_DEPRECATED = sys.version_info >= (3, 12)
+UTCNOW_WARNING = ("datetime.datetime.utcnow() is deprecated and scheduled for removal in a future "
+                  "version. Use timezone-aware objects to represent datetimes in UTC: "
+                  "datetime.datetime.now(datetime.UTC).")

@@ -20,6 +20,7 @@ import datetime
 import inspect
 import selectors
 import socket
+import sys
 import time
 
 import pytest
@@ -150,6 +151,31 @@ def test_the_clocks_read_virtual_time_and_come_back():
             time.sleep("1")
     assert time.time is real_time and time.sleep is real_sleep
     assert datetime.datetime.now().year >= 2024
+
+
+def _utcnow_and_warnings():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = datetime.datetime.utcnow()  # (the line the warning must name)
+    return value, [(w.category, str(w.message), w.filename, w.lineno) for w in caught]
+
+
+def test_utcnow_reads_virtual_time_and_warns_as_cpython_does():
+    """3.12+ deprecates ``datetime.utcnow()``: the virtual one gives the
+    same DeprecationWarning, naming the caller's line (not simnet's)."""
+    real_value, real_warnings = _utcnow_and_warnings()
+    with FakeNetwork(seed=0, start_time=5.0) as net, net.patch(time=True):
+        value, fake_warnings = _utcnow_and_warnings()
+    assert value == datetime.datetime(2026, 1, 1, 0, 0, 5)  # VIRTUAL_EPOCH + 5 s, in UTC
+    assert abs(real_value - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)).total_seconds() < 60
+    assert fake_warnings == real_warnings
+    if sys.version_info >= (3, 12):
+        assert [w[0] for w in real_warnings] == [DeprecationWarning]
+        assert real_warnings[0][2] == __file__
+    else:
+        assert real_warnings == []
 
 
 def test_time_is_off_by_default_and_checked():

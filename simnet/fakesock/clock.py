@@ -26,9 +26,10 @@ from __future__ import annotations
 import datetime as _datetime
 import math
 import time as _time
+import warnings
 from typing import Any
 
-from simnet._pyversion import PYTIME_OVERFLOW
+from simnet._pyversion import PYTIME_OVERFLOW, UTCNOW_DEPRECATED, UTCNOW_WARNING
 
 __all__ = ["VIRTUAL_EPOCH", "install", "uninstall"]
 
@@ -85,7 +86,10 @@ class VirtualDatetime(REAL_DATETIME, metaclass=_DatetimeMeta):
 
     @classmethod
     def utcnow(cls) -> Any:
-        return cls.utcfromtimestamp(_time.time())
+        if UTCNOW_DEPRECATED:  # 3.12+: CPython's warning, at the caller
+            warnings.warn(UTCNOW_WARNING, DeprecationWarning, stacklevel=2)
+        # (utcfromtimestamp would warn too on 3.12+, from here)
+        return cls.fromtimestamp(_time.time(), _datetime.timezone.utc).replace(tzinfo=None)
 
     @classmethod
     def today(cls) -> Any:
