@@ -17,7 +17,9 @@ What is checked:
 from __future__ import annotations
 
 import datetime
+import fractions
 import inspect
+import math
 import selectors
 import socket
 import sys
@@ -151,6 +153,55 @@ def test_the_clocks_read_virtual_time_and_come_back():
             time.sleep("1")
     assert time.time is real_time and time.sleep is real_sleep
     assert datetime.datetime.now().year >= 2024
+
+
+class _MinusOne:
+    """A number by __float__ only: time.sleep refuses it."""
+
+    def __float__(self):
+        return -1.0
+
+    def __repr__(self) -> str:
+        return "_MinusOne()"
+
+
+class _MinusTwo:
+    def __index__(self):
+        return -2
+
+    def __repr__(self) -> str:
+        return "_MinusTwo()"
+
+
+#: Arguments the real time.sleep refuses (so the reference never sleeps).
+BAD_SLEEPS = [math.inf, -math.inf, math.nan, -1, -0.5, -1e-10, "1", b"1", None, [1], 2 ** 63, 2 ** 64,
+              -2 ** 64, 10 ** 30, 9223372037, -9223372037, 1e300, 9.3e9, 9.2e18, _MinusOne(),
+              _MinusTwo(), fractions.Fraction(-1, 2), -True]
+
+
+def _sleep_outcomes():
+    out = []
+    for value in BAD_SLEEPS:
+        try:
+            time.sleep(value)
+            got = ("ok",)
+        except Exception as exc:  # noqa: BLE001 -- the outcome is the point
+            got = (type(exc).__name__, str(exc))
+        out.append((repr(value), got))
+    return out
+
+
+def test_virtual_sleep_refuses_what_time_sleep_refuses():
+    """Checked as CPython converts it (64-bit nanoseconds; ``__index__``, not
+    ``__float__``), the messages naming the running version's C type."""
+    real = _sleep_outcomes()
+    assert all(got[0] != "ok" for _, got in real)
+    with FakeNetwork(seed=0) as net, net.patch(time=True):
+        fake = _sleep_outcomes()
+        assert net.time() == 0.0
+    assert fake == real
+    too_large = "timestamp too large to convert to C " + ("PyTime_t" if sys.version_info >= (3, 13) else "_PyTime_t")
+    assert dict(real)[repr(2 ** 64)] == ("OverflowError", too_large)
 
 
 def _utcnow_and_warnings():
