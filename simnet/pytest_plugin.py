@@ -895,6 +895,32 @@ _INSTALL_HINT = ("call simnet.install() before the application is imported (e.g.
                  "--simnet-install)")
 
 
+def _missing_module_hint(excinfo: Any) -> str | None:
+    """The hint for an application whose ``import asyncore``/``import asynchat``
+    failed: Python 3.12 removed them from the standard library, and simnet's
+    modules take their place once installed."""
+    exc = getattr(excinfo, "value", None)
+    seen: set[int] = set()
+    # pytest turns a test module's ImportError into a CollectError raised from it
+    while exc is not None and id(exc) not in seen and not isinstance(exc, ModuleNotFoundError):
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    if not isinstance(exc, ModuleNotFoundError) or exc.name not in ("asyncore", "asynchat"):
+        return None
+    return (f"hint: the application imports {exc.name}, which is not in this Python's standard "
+            f"library (Python 3.12 removed asyncore and asynchat): simnet provides it. "
+            + _INSTALL_HINT[0].upper() + _INSTALL_HINT[1:])
+
+
+def pytest_exception_interact(node: Any, call: pytest.CallInfo, report: Any) -> None:
+    """A collection error from an application importing asyncore/asynchat
+    where they do not exist (3.12+): say how to get simnet's."""
+    if isinstance(report, pytest.CollectReport):
+        hint = _missing_module_hint(call.excinfo)
+        if hint:
+            report.sections.append(("simnet", hint))
+
+
 def _timeline(net: Any, trace_path: str | None, config: pytest.Config) -> list[str]:
     """The end of the run's timeline, as ``simnet trace show`` prints it."""
     from simnet.traces.trace import TraceError
@@ -955,6 +981,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         _hide_simnet_frames(item)
     outcome = yield
     report = outcome.get_result()
+    if report.failed:
+        hint = _missing_module_hint(call.excinfo)
+        if hint:  # an import inside a test or fixture
+            report.sections.append(("simnet", hint))
     if run is None:
         return
     if report.when == "teardown":

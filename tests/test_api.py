@@ -1,7 +1,8 @@
 """The drop-in modules' surface: names, install(), monkeypatching, misuse errors.
 
-Where behaviour is compared with the stdlib, the stdlib modules (Python 3.11)
-are imported here, in tests only; simnet itself never imports them.
+Where behaviour is compared with the stdlib, the stdlib modules (Python 3.11;
+on 3.12+ an installed 3.11's, see stdlib_reference.py) are imported here, in
+tests only; simnet itself never imports them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import socket
 import subprocess
 import sys
 import types
-import warnings
 from pathlib import Path
 
 import pytest
@@ -21,18 +21,14 @@ import pytest
 import simnet
 import simnet.asynchat as sasynchat
 import simnet.asyncore as sasyncore
+import stdlib_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import asynchat as std_asynchat
-        import asyncore as std_asyncore
-    except ImportError:  # Python 3.12+: no reference to compare with
-        std_asyncore = std_asynchat = None
+# 3.11's modules; on 3.12+ (which removed them) loaded from an installed 3.11, if any
+std_asyncore, std_asynchat = stdlib_reference.modules() or (None, None)
 
-needs_stdlib = pytest.mark.skipif(std_asyncore is None, reason="stdlib asyncore needs Python <= 3.11")
+needs_stdlib = pytest.mark.skipif(std_asyncore is None, reason=stdlib_reference.SKIP_REASON)
 
 
 def _public(mod: types.ModuleType) -> set[str]:

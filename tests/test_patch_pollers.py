@@ -18,9 +18,11 @@ What is checked:
 from __future__ import annotations
 
 import hashlib
+import math
 import select
 import selectors
 import socket
+import sys
 import threading
 
 import pytest
@@ -391,6 +393,69 @@ def test_timeouts_are_milliseconds_for_poll_and_seconds_for_epoll():
         ep.close()
         a.close()
         b.close()
+
+
+class _One:
+    def __index__(self):
+        return 1
+
+    def __repr__(self) -> str:
+        return "_One()"
+
+
+class _Half:
+    """A number by __float__ only: poll and epoll refuse it."""
+
+    def __float__(self):
+        return 0.5
+
+    def __repr__(self) -> str:
+        return "_Half()"
+
+
+POLL_TIMEOUTS = ["x", 1.5, -1, 0, True, _One(), _Half(), 2 ** 31 - 1, 2 ** 31, -2 ** 31 - 1,
+                 2 ** 63, 2 ** 64, -2 ** 64, math.nan, math.inf, -math.inf, 1e300, -1e300,
+                 9.2e9, 9.3e9, 9.3e18, 0.0001, -0.5]
+
+
+def _timeout_outcomes():
+    """What poll.poll(v) and epoll.poll(v) do with each value, a socket ready
+    at once (so that a valid timeout never waits)."""
+    s = socket.socket()
+    out = []
+    try:
+        for value in POLL_TIMEOUTS:
+            po = select.poll()
+            po.register(s, select.POLLOUT)
+            ep = select.epoll()
+            ep.register(s, select.EPOLLOUT)
+            for name, call in (("poll", po.poll), ("epoll", ep.poll)):
+                try:
+                    call(value)
+                    got = ("ok",)
+                except Exception as exc:  # noqa: BLE001 -- the outcome is the point
+                    got = (type(exc).__name__, str(exc))
+                out.append((name, repr(value), got))
+            ep.close()
+    finally:
+        s.close()
+    return out
+
+
+def test_poll_and_epoll_check_their_timeout_as_cpython_does():
+    """Conversion as CPython's (milliseconds or seconds to 64-bit nanoseconds,
+    then a C int of milliseconds); the messages name the running version's
+    C type (``PyTime_t`` on 3.13, ``_PyTime_t`` before)."""
+    real = _timeout_outcomes()
+    with FakeNetwork(seed=1) as net, net.patch():
+        fake = _timeout_outcomes()
+        assert net.time() < 1.0  # nothing waited (passes cost 1 ms of virtual time each)
+    assert fake == real
+    by_call = {(name, value): got for name, value, got in real}
+    too_large = "timestamp too large to convert to C " + ("PyTime_t" if sys.version_info >= (3, 13) else "_PyTime_t")
+    assert by_call[("poll", repr(-2 ** 64))] == ("OverflowError", too_large)
+    assert by_call[("epoll", repr(-2 ** 31 - 1))] == ("OverflowError", "timeout is too large")
+    assert by_call[("epoll", "_Half()")] == ("TypeError", "timeout must be an integer or None")
 
 
 def tcp_edge_triggered_calls(port):

@@ -23,6 +23,7 @@ import hashlib
 import io
 import os
 import socket
+import sys
 import threading
 
 import pytest
@@ -233,3 +234,74 @@ def test_socket_sendfile_on_a_fake_socket(tmp_path):
         assert s.recv(100) == b"not a file"
         for sock in (c, s, srv):
             sock.close()
+
+
+class _Two:
+    def __index__(self):
+        return 2
+
+    def __repr__(self) -> str:
+        return "_Two()"
+
+
+# os.sendfile's offset and count as CPython converts them: count (a C ssize_t)
+# first, then offset (a C long); bools and __index__ objects are integers
+SENDFILE_ARGS = [(0, 2 ** 63), (0, -2 ** 64), (2 ** 63, 1), (-2 ** 64, 1), ("x", "y"),
+                 (2 ** 63, "y"), ("x", 2 ** 63), (2 ** 63, -1), (1.5, 1), (0, 1.5),
+                 (True, 1), (0, True), (_Two(), _Two()), (0, -1), (-1, 1), (None, 2)]
+
+
+def _sendfile_outcomes(make_pair, path):
+    """What os.sendfile and socket.sendfile do with each argument pair (and
+    the bytes that arrived), on the sockets *make_pair* returns."""
+    a, b = make_pair()
+    b.setblocking(False)
+    out = []
+    try:
+        with open(path, "rb") as f:
+            calls = [
+                ("os", lambda offset, count: os.sendfile(a.fileno(), f.fileno(), offset, count)),
+                # 3.13 hands os.sendfile at most 1 GiB a call, so a count of
+                # 2**63 is no OverflowError there (it is on 3.11 and 3.12)
+                ("socket", lambda offset, count: a.sendfile(f, offset, count)),
+            ]
+            for name, call in calls:
+                for offset, count in SENDFILE_ARGS + [(0, 2 ** 64)]:
+                    if name == "socket" and not (isinstance(count, int) and count > 2 ** 62):
+                        continue
+                    try:
+                        got = ("ok", call(offset, count))
+                    except Exception as exc:  # noqa: BLE001 -- the outcome is the point
+                        got = (type(exc).__name__, str(exc))
+                    received = b""
+                    try:
+                        while True:
+                            chunk = b.recv(65536)
+                            if not chunk:
+                                break
+                            received += chunk
+                    except BlockingIOError:
+                        pass
+                    out.append((name, repr(offset), repr(count), got, len(received)))
+    finally:
+        a.close()
+        b.close()
+    return out
+
+
+def test_sendfile_takes_and_rejects_what_cpython_does(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"0123456789")
+    real = _sendfile_outcomes(socket.socketpair, path)
+    with FakeNetwork(seed=1) as net, net.patch():
+        fake = _sendfile_outcomes(socket.socketpair, path)
+    assert fake == real
+    by_call = {(name, offset, count): got for name, offset, count, got, _ in real}
+    assert by_call[("os", "True", "1")] == ("ok", 1)
+    assert by_call[("os", "'x'", "9223372036854775808")] == (
+        "OverflowError", "Python int too large to convert to C ssize_t")
+    huge = by_call[("socket", "0", "9223372036854775808")]
+    if sys.version_info >= (3, 13):
+        assert huge == ("ok", 10)
+    else:
+        assert huge == ("OverflowError", "Python int too large to convert to C ssize_t")

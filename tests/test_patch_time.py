@@ -17,9 +17,12 @@ What is checked:
 from __future__ import annotations
 
 import datetime
+import fractions
 import inspect
+import math
 import selectors
 import socket
+import sys
 import time
 
 import pytest
@@ -150,6 +153,80 @@ def test_the_clocks_read_virtual_time_and_come_back():
             time.sleep("1")
     assert time.time is real_time and time.sleep is real_sleep
     assert datetime.datetime.now().year >= 2024
+
+
+class _MinusOne:
+    """A number by __float__ only: time.sleep refuses it."""
+
+    def __float__(self):
+        return -1.0
+
+    def __repr__(self) -> str:
+        return "_MinusOne()"
+
+
+class _MinusTwo:
+    def __index__(self):
+        return -2
+
+    def __repr__(self) -> str:
+        return "_MinusTwo()"
+
+
+#: Arguments the real time.sleep refuses (so the reference never sleeps).
+BAD_SLEEPS = [math.inf, -math.inf, math.nan, -1, -0.5, -1e-10, "1", b"1", None, [1], 2 ** 63, 2 ** 64,
+              -2 ** 64, 10 ** 30, 9223372037, -9223372037, 1e300, 9.3e9, 9.2e18, _MinusOne(),
+              _MinusTwo(), fractions.Fraction(-1, 2), -True]
+
+
+def _sleep_outcomes():
+    out = []
+    for value in BAD_SLEEPS:
+        try:
+            time.sleep(value)
+            got = ("ok",)
+        except Exception as exc:  # noqa: BLE001 -- the outcome is the point
+            got = (type(exc).__name__, str(exc))
+        out.append((repr(value), got))
+    return out
+
+
+def test_virtual_sleep_refuses_what_time_sleep_refuses():
+    """Checked as CPython converts it (64-bit nanoseconds; ``__index__``, not
+    ``__float__``), the messages naming the running version's C type."""
+    real = _sleep_outcomes()
+    assert all(got[0] != "ok" for _, got in real)
+    with FakeNetwork(seed=0) as net, net.patch(time=True):
+        fake = _sleep_outcomes()
+        assert net.time() == 0.0
+    assert fake == real
+    too_large = "timestamp too large to convert to C " + ("PyTime_t" if sys.version_info >= (3, 13) else "_PyTime_t")
+    assert dict(real)[repr(2 ** 64)] == ("OverflowError", too_large)
+
+
+def _utcnow_and_warnings():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = datetime.datetime.utcnow()  # (the line the warning must name)
+    return value, [(w.category, str(w.message), w.filename, w.lineno) for w in caught]
+
+
+def test_utcnow_reads_virtual_time_and_warns_as_cpython_does():
+    """3.12+ deprecates ``datetime.utcnow()``: the virtual one gives the
+    same DeprecationWarning, naming the caller's line (not simnet's)."""
+    real_value, real_warnings = _utcnow_and_warnings()
+    with FakeNetwork(seed=0, start_time=5.0) as net, net.patch(time=True):
+        value, fake_warnings = _utcnow_and_warnings()
+    assert value == datetime.datetime(2026, 1, 1, 0, 0, 5)  # VIRTUAL_EPOCH + 5 s, in UTC
+    assert abs(real_value - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)).total_seconds() < 60
+    assert fake_warnings == real_warnings
+    if sys.version_info >= (3, 12):
+        assert [w[0] for w in real_warnings] == [DeprecationWarning]
+        assert real_warnings[0][2] == __file__
+    else:
+        assert real_warnings == []
 
 
 def test_time_is_off_by_default_and_checked():

@@ -640,6 +640,8 @@ def test_app(fake_net):
 '''
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="Python 3.12 removed the stdlib asyncore: "
+                    "the app's import fails (test_an_app_importing_the_removed_asyncore_is_given_the_fix)")
 def test_an_app_on_the_stdlib_asyncore_is_named_and_the_fix_given(pytester):
     pytester.makepyfile(app=STDLIB_APP, test_app=STDLIB_TEST)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning")
@@ -648,6 +650,50 @@ def test_an_app_on_the_stdlib_asyncore_is_named_and_the_fix_given(pytester):
     assert "hint: the application imported the standard library's asyncore" in out
     assert "1 channel(s) on real sockets" in out
     assert "simnet_install = true" in out and "--simnet-install" in out
+
+
+#: On 3.11 the stdlib still has asyncore: a conftest hides it, as 3.12+ does
+#: (unless --simnet-install put simnet's there).
+HIDE_STDLIB = '''
+import sys
+
+if sys.version_info < (3, 12) and "asyncore" not in sys.modules:
+    sys.modules["asyncore"] = sys.modules["asynchat"] = None
+'''
+
+APP_TEST_BODY = '''
+    import simnet
+    server = app.Server()  # simnet's dispatcher, on the fake network
+    assert isinstance(server, simnet.dispatcher)
+    assert server.socket.fileno() >= simnet._state.FAKE_FD_BASE
+    server.close()
+'''
+
+
+@pytest.mark.parametrize("where", ["module", "test"])
+def test_an_app_importing_the_removed_asyncore_is_given_the_fix(pytester, where):
+    """3.12+: the application's ``import asyncore`` fails (at collection when
+    the test module imports it, in the test when the test does); the report
+    says simnet has the module and how to install it."""
+    pytester.makeconftest(HIDE_STDLIB)
+    pytester.makepyfile(app=STDLIB_APP)
+    if where == "module":
+        pytester.makepyfile(test_app="import app\n\ndef test_app(fake_net):" + APP_TEST_BODY)
+    else:
+        pytester.makepyfile(test_app="def test_app(fake_net):\n    import app\n" + APP_TEST_BODY)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    if where == "module":
+        result.assert_outcomes(errors=1)
+    else:
+        result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "ModuleNotFoundError" in out
+    assert "hint: the application imports asyncore, which is not in this Python's standard library" in out
+    assert "simnet provides it" in out and "simnet.install()" in out
+    assert "simnet_install = true" in out and "--simnet-install" in out
+    # and the fix given works
+    fixed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--simnet-install")
+    fixed.assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize("how", ["flag", "ini"])

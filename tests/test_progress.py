@@ -12,6 +12,7 @@ import http.client
 import math
 import smtplib
 import socket
+import sys
 import threading
 
 import pytest
@@ -725,16 +726,18 @@ class _Two:
         return 2
 
 
+#: 3.13 names the C type ``PyTime_t`` (made public), 3.11 and 3.12 ``_PyTime_t``.
+TOO_LARGE = "timestamp too large to convert to C " + ("PyTime_t" if sys.version_info >= (3, 13) else "_PyTime_t")
+
 WAIT_TIMEOUTS = [
-    # value, select.select's outcome, poll().poll's outcome (CPython 3.11, Linux)
+    # value, select.select's outcome, poll().poll's outcome (CPython 3.11-3.13, Linux)
     (math.nan, ("ValueError", "Invalid value NaN (not a number)"),
      ("ValueError", "Invalid value NaN (not a number)")),
     (math.inf, ("OverflowError", "timestamp out of range for platform time_t"),
      ("OverflowError", "timestamp out of range for platform time_t")),
     (1e300, ("OverflowError", "timestamp out of range for platform time_t"),
      ("OverflowError", "timestamp out of range for platform time_t")),
-    (2 ** 64, ("OverflowError", "timestamp too large to convert to C _PyTime_t"),
-     ("OverflowError", "timestamp too large to convert to C _PyTime_t")),
+    (2 ** 64, ("OverflowError", TOO_LARGE), ("OverflowError", TOO_LARGE)),
     (2 ** 31, ("ok",), ("OverflowError", "timeout is too large")),
     (-1, ("ValueError", "timeout must be non-negative"), ("ok",)),  # poll: negative = forever
     (-0.5, ("ValueError", "timeout must be non-negative"), ("ok",)),

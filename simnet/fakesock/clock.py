@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import datetime as _datetime
 import math
+import operator
 import time as _time
+import warnings
 from typing import Any
+
+from simnet._pyversion import PYTIME_OVERFLOW, UTCNOW_DEPRECATED, UTCNOW_WARNING
 
 __all__ = ["VIRTUAL_EPOCH", "install", "uninstall"]
 
@@ -46,18 +50,26 @@ def _never() -> bool:
 
 
 def _sleep_seconds(secs: Any) -> float:
-    """Check ``time.sleep``'s argument as CPython does."""
-    if isinstance(secs, bool) or not isinstance(secs, (int, float)):
-        if hasattr(secs, "__float__") and not isinstance(secs, (str, bytes)):
-            secs = float(secs)
-        else:
-            raise TypeError(f"'{type(secs).__name__}' object cannot be interpreted as an integer")
+    """Check ``time.sleep``'s argument as CPython does: a float, or an integer
+    (``__index__``; not ``__float__``), within 64-bit nanoseconds (rounded
+    away from zero), then not negative."""
     if isinstance(secs, float):
         if math.isnan(secs):
             raise ValueError("Invalid value NaN (not a number)")
-        if math.isinf(secs):
-            raise OverflowError("timestamp too large to convert to C _PyTime_t")
-    if secs < 0:
+        ns = secs * 1e9
+        if not math.isinf(ns):
+            ns = math.ceil(ns) if ns >= 0 else math.floor(ns)
+        if not -9223372036854775808.0 <= ns < 9223372036854775808.0:
+            raise OverflowError("timestamp out of range for platform time_t")
+    else:
+        try:
+            secs = operator.index(secs)
+        except TypeError:
+            raise TypeError(f"'{type(secs).__name__}' object cannot be interpreted as an integer") from None
+        ns = secs * 1_000_000_000
+        if not -(1 << 63) <= secs < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
+            raise OverflowError(PYTIME_OVERFLOW)
+    if ns < 0:
         raise ValueError("sleep length must be non-negative")
     return float(secs)
 
@@ -83,7 +95,10 @@ class VirtualDatetime(REAL_DATETIME, metaclass=_DatetimeMeta):
 
     @classmethod
     def utcnow(cls) -> Any:
-        return cls.utcfromtimestamp(_time.time())
+        if UTCNOW_DEPRECATED:  # 3.12+: CPython's warning, at the caller
+            warnings.warn(UTCNOW_WARNING, DeprecationWarning, stacklevel=2)
+        # (utcfromtimestamp would warn too on 3.12+, from here)
+        return cls.fromtimestamp(_time.time(), _datetime.timezone.utc).replace(tzinfo=None)
 
     @classmethod
     def today(cls) -> Any:

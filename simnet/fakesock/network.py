@@ -22,6 +22,7 @@ import zlib
 from typing import Any, Callable, Iterable
 
 from simnet import _state
+from simnet._pyversion import PYTIME_OVERFLOW
 from simnet.fakesock import local, resolver
 from simnet.fakesock._connections import _Connections
 from simnet.fakesock.unixnames import UnixNames, canonical
@@ -94,7 +95,7 @@ def _wait_timeout(value: Any, unit: float, kind: str) -> Any:
     except TypeError:
         raise TypeError(f"timeout must be {kind} or None") from None
     if not -_NS_LIMIT <= number * unit * 1e9 < _NS_LIMIT:
-        raise OverflowError("timestamp too large to convert to C _PyTime_t")
+        raise OverflowError(PYTIME_OVERFLOW)
     return number
 
 

@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import errno
 import math
+import operator
 import weakref
 import select as _select
 import socket as _socket
 from typing import Any, Callable
 
 from simnet import _state
+from simnet._pyversion import PYTIME_OVERFLOW
 
 __all__ = ["poll", "epoll", "socketpair", "active_network", "install", "uninstall"]
 
@@ -156,25 +158,37 @@ def _wakeups(sock: Any, mask: int) -> tuple:
             sock._calls["recv"], sock._err, sock._state)
 
 
-def _timeout_number(timeout: Any) -> float | None:
-    """Check a poll/epoll timeout as CPython does; None for 'no limit'."""
+def _timeout_ms(timeout: Any, unit_ns: int) -> int | None:
+    """A poll/epoll timeout checked and converted as CPython does (*unit_ns*:
+    nanoseconds per unit, 10**6 for poll's milliseconds, 10**9 for epoll's
+    seconds): whole milliseconds rounded away from zero, None for 'no limit'
+    (None or negative). Errors: NaN ValueError; a float out of the 64-bit
+    nanosecond range "timestamp out of range for platform time_t", an int
+    "timestamp too large to convert to C (_)PyTime_t"; beyond a C int of
+    milliseconds "timeout is too large"; not a number TypeError."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        if hasattr(timeout, "__index__") or hasattr(timeout, "__float__"):
-            timeout = float(timeout)
-        else:
-            raise TypeError("timeout must be an integer or None")
     if isinstance(timeout, float):
         if math.isnan(timeout):
             raise ValueError("Invalid value NaN (not a number)")
-        if math.isinf(timeout):
-            if timeout > 0:
-                raise OverflowError("timeout is too large")
-            return None
-    if timeout < 0:
-        return None
-    return timeout
+        d = timeout * unit_ns
+        if not math.isinf(d):
+            d = math.ceil(d) if d >= 0 else math.floor(d)
+        if not -9223372036854775808.0 <= d < 9223372036854775808.0:
+            raise OverflowError("timestamp out of range for platform time_t")
+        ns = int(d)
+    else:
+        try:
+            number = operator.index(timeout)
+        except TypeError:
+            raise TypeError("timeout must be an integer or None") from None
+        ns = number * unit_ns
+        if not -(1 << 63) <= number < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
+            raise OverflowError(PYTIME_OVERFLOW)
+    ms = -(-ns // 1_000_000) if ns >= 0 else ns // 1_000_000
+    if not -(1 << 31) <= ms < (1 << 31):
+        raise OverflowError("timeout is too large")
+    return None if ms < 0 else ms
 
 
 def serve_while_waiting(net: Any, fds: Any, seconds: float | None, ready: Callable[[], bool],
@@ -327,7 +341,7 @@ class poll:
     def poll(self, timeout: Any = None) -> list[tuple[int, int]]:
         """Wait up to *timeout* milliseconds (None or negative: no limit);
         a list of ``(fd, events)``."""
-        ms = _timeout_number(timeout)
+        ms = _timeout_ms(timeout, 1_000_000)
         fake = [fd for fd in self._masks if _is_fake(fd)]
         if fake and len(fake) != len(self._masks):
             raise _mixed("poll.poll()", self._net)
@@ -336,8 +350,6 @@ class poll:
         if not fake and self._net is None:
             return REAL_POLL().poll(timeout)
         net = _net_for(self._net, fake[0] if fake else -1, "poll.poll()")
-        if ms is not None:
-            ms = math.ceil(ms)
         return _network_poll(net, ms, lambda: self._results(net), list(self._masks), "poll.poll()")
 
 
@@ -570,7 +582,7 @@ class epoll:
         """Wait up to *timeout* seconds (None or negative: no limit) for events;
         at most *maxevents* ``(fd, events)`` pairs."""
         self._check()
-        seconds = _timeout_number(timeout)
+        ms = _timeout_ms(timeout, 1_000_000_000)
         if isinstance(maxevents, bool) or not isinstance(maxevents, int):
             raise TypeError(f"'{type(maxevents).__name__}' object cannot be interpreted as an integer")
         if maxevents == -1:
@@ -592,7 +604,6 @@ class epoll:
             return self._real.poll(timeout, maxevents)
         if net is None or net.closed:
             net = _net_for(None, -1, "epoll.poll()")
-        ms = None if seconds is None else math.ceil(seconds * 1000 - 1e-6)
         results = _network_poll(net, ms, lambda: self._set.collect(limit, False), list(regs),
                                 "epoll.poll()")
         self._set.commit([fd for fd, _ in results])

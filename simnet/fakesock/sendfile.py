@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import errno
 import io
+import operator
 import os
 import socket as _socket
 from typing import Any
 
 from simnet import _state
+from simnet._pyversion import SENDFILE_BLOCKS_CAPPED
 
 __all__ = ["fake_sendfile", "sock_sendfile", "install", "uninstall", "REAL_SENDFILE"]
 
@@ -45,19 +47,29 @@ def _fake_sock(net: Any, fd: int) -> Any:
     return sock
 
 
+def _c_integer(value: Any, ctype: str) -> int:
+    """*value* as CPython converts an argument to a 64-bit C integer: any
+    ``__index__`` (bools too), else TypeError; OverflowError out of range."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+    if not -(1 << 63) <= number < (1 << 63):
+        raise OverflowError(f"Python int too large to convert to C {ctype}")
+    return number
+
+
 def fake_sendfile(sock: Any, in_fd: int, offset: int | None, count: int, *,
                   blocking: bool | None = None) -> int:
     """``os.sendfile`` from descriptor *in_fd* to fake socket *sock*; returns bytes sent.
 
     *blocking*: wait for room as a blocking descriptor does (default: when the
     socket has no timeout, as the kernel descriptor's O_NONBLOCK flag says)."""
-    if isinstance(count, bool) or not isinstance(count, int):
-        raise TypeError(f"'{type(count).__name__}' object cannot be interpreted as an integer")
-    if count < 0:
-        raise OSError(errno.EINVAL, "Invalid argument")
-    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)):
-        raise TypeError(f"'{type(offset).__name__}' object cannot be interpreted as an integer")
-    if offset is not None and offset < 0:
+    # as CPython converts them: count (a C ssize_t) first, then offset (a C long)
+    count = _c_integer(count, "ssize_t")
+    if offset is not None:
+        offset = _c_integer(offset, "long")
+    if count < 0 or (offset is not None and offset < 0):
         raise OSError(errno.EINVAL, "Invalid argument")
     if in_fd >= _state.FAKE_FD_BASE:
         raise OSError(errno.EINVAL, "Invalid argument")  # a socket is no sendfile source
@@ -99,6 +111,8 @@ def sock_sendfile(sock: Any, file: Any, offset: int = 0, count: int | None = Non
         while True:
             if count:
                 blocksize = count - total
+                if SENDFILE_BLOCKS_CAPPED:  # 3.13: at most 1 GiB a call, as without a count
+                    blocksize = min(blocksize, 2 ** 30)
                 if blocksize <= 0:
                     break
             else:

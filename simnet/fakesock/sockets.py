@@ -25,6 +25,7 @@ import socket as _socket
 from types import MappingProxyType
 from typing import Any
 
+from simnet._pyversion import PYTIME_OVERFLOW, SETBLOCKING_TAKES_TRUTH
 from simnet._sockbase import SocketIdentity
 from simnet.fakesock import options as _options
 from simnet.fakesock._connections import BROADCAST, _dual_stack, canonical_v6, mapped_v4
@@ -117,7 +118,7 @@ def _parse_timeout(value: Any) -> float | None:
             raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
         ns = sec * 1_000_000_000
         if not -(1 << 63) <= sec < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
-            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+            raise OverflowError(PYTIME_OVERFLOW)
     if ns < 0:
         raise ValueError("Timeout value out of range")
     if ns % 1_000_000_000 == 0:
@@ -285,12 +286,15 @@ class FakeSocket(SocketIdentity):
 
     # -- blocking mode -----------------------------------------------------------------
     def setblocking(self, flag: bool) -> None:
-        try:
-            block = operator.index(flag)
-        except TypeError:
-            raise TypeError(f"'{type(flag).__name__}' object cannot be interpreted as an integer") from None
-        if not -(1 << 63) <= block < (1 << 63):
-            raise OverflowError("Python int too large to convert to C long")
+        if SETBLOCKING_TAKES_TRUTH:  # 3.12+: any object, by its truth value
+            block = bool(flag)
+        else:
+            try:
+                block = operator.index(flag)
+            except TypeError:
+                raise TypeError(f"'{type(flag).__name__}' object cannot be interpreted as an integer") from None
+            if not -(1 << 63) <= block < (1 << 63):
+                raise OverflowError("Python int too large to convert to C long")
         # CPython sets the mode first, then fails on a closed socket
         self._timeout = None if block else 0.0
         self._check()

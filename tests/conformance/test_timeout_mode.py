@@ -30,6 +30,7 @@ import errno
 import math
 import socket
 import struct
+import sys
 import time
 
 import pytest
@@ -277,6 +278,11 @@ def test_unix_connect_to_a_full_backlog_says_eagain_at_once(backend):
 
 # -- settimeout's arguments ----------------------------------------------------------------------
 
+#: CPython names the C type of its timeouts in this OverflowError: 3.13 made
+#: ``_PyTime_t`` public as ``PyTime_t`` (measured on 3.11.7, 3.12.1, 3.13.0).
+TOO_LARGE = "timestamp too large to convert to C " + ("PyTime_t" if sys.version_info >= (3, 13) else "_PyTime_t")
+
+
 class _Index:
     def __index__(self):
         return 2
@@ -286,7 +292,7 @@ class _Index:
 
 
 SETTIMEOUT_CASES = [
-    # value, what CPython 3.11 does on Linux: ("ok", gettimeout()) or (exception, message)
+    # value, what CPython does on Linux: ("ok", gettimeout()) or (exception, message)
     (None, ("ok", None)),
     (0, ("ok", 0.0)),
     (5, ("ok", 5.0)),
@@ -303,8 +309,8 @@ SETTIMEOUT_CASES = [
     (-math.inf, ("OverflowError", "timestamp out of range for platform time_t")),
     (1e300, ("OverflowError", "timestamp out of range for platform time_t")),
     (9.3e9, ("OverflowError", "timestamp out of range for platform time_t")),
-    (9223372037, ("OverflowError", "timestamp too large to convert to C _PyTime_t")),
-    (2 ** 64, ("OverflowError", "timestamp too large to convert to C _PyTime_t")),
+    (9223372037, ("OverflowError", TOO_LARGE)),
+    (2 ** 64, ("OverflowError", TOO_LARGE)),
     (-1, ("ValueError", "Timeout value out of range")),
     (-0.5, ("ValueError", "Timeout value out of range")),
     ("1", ("TypeError", "'str' object cannot be interpreted as an integer")),
@@ -352,13 +358,53 @@ def test_connect_again_after_a_timeout_mode_connect_says_0_once(backend):
     assert outcome(backend, lambda: u.connect_ex(path)) == ("ok", errno.EISCONN, "now")
 
 
+class _NoTruth:
+    """An object whose truth value cannot be taken."""
+
+    def __bool__(self):
+        raise ValueError("no truth value")
+
+    def __repr__(self) -> str:
+        return "_NoTruth()"
+
+
+class _Empty:
+    """Falsy by ``__len__``, not an integer."""
+
+    def __len__(self):
+        return 0
+
+    def __repr__(self) -> str:
+        return "_Empty()"
+
+
+def _not_an_integer(name: str) -> tuple[str, str]:
+    return ("TypeError", f"'{name}' object cannot be interpreted as an integer")
+
+
+# value, what CPython 3.11 does (converts to a C long), what 3.12+ does (any
+# object's truth value -- measured on 3.11.7, 3.12.1 and 3.13.0)
+SETBLOCKING_CASES = [
+    (True, ("ok", None), ("ok", None)),
+    (False, ("ok", 0.0), ("ok", 0.0)),
+    (2, ("ok", None), ("ok", None)),
+    (-1, ("ok", None), ("ok", None)),
+    (0, ("ok", 0.0), ("ok", 0.0)),
+    (_Index(), ("ok", None), ("ok", None)),
+    ("x", _not_an_integer("str"), ("ok", None)),
+    ("", _not_an_integer("str"), ("ok", 0.0)),
+    (2.5, _not_an_integer("float"), ("ok", None)),
+    (0.0, _not_an_integer("float"), ("ok", 0.0)),
+    (None, _not_an_integer("NoneType"), ("ok", 0.0)),
+    ([], _not_an_integer("list"), ("ok", 0.0)),
+    (_Empty(), _not_an_integer("_Empty"), ("ok", 0.0)),
+    (_NoTruth(), _not_an_integer("_NoTruth"), ("ValueError", "no truth value")),
+    (2 ** 64, ("OverflowError", "Python int too large to convert to C long"), ("ok", None)),
+]
+
+
 @pytest.mark.parametrize("value, expected", [
-    (True, ("ok", None)), (False, ("ok", 0.0)), (2, ("ok", None)), (-1, ("ok", None)),
-    (0, ("ok", 0.0)), (_Index(), ("ok", None)),
-    ("x", ("TypeError", "'str' object cannot be interpreted as an integer")),
-    (2.5, ("TypeError", "'float' object cannot be interpreted as an integer")),
-    (None, ("TypeError", "'NoneType' object cannot be interpreted as an integer")),
-    (2 ** 64, ("OverflowError", "Python int too large to convert to C long")),
+    (value, on_311 if sys.version_info < (3, 12) else on_312) for value, on_311, on_312 in SETBLOCKING_CASES
 ], ids=repr)
 def test_setblocking_takes_and_rejects_what_cpython_does(backend, value, expected):
     s = backend.socket()
@@ -371,6 +417,18 @@ def test_setblocking_takes_and_rejects_what_cpython_does(backend, value, expecte
     else:
         got = ("ok", s.gettimeout())
     assert got == expected
+
+
+def test_setblocking_checks_its_argument_before_the_descriptor(backend):
+    """A value setblocking() refuses is refused on a closed socket too, the
+    mode unchanged: TypeError on 3.11, what ``__bool__`` raised on 3.12+."""
+    s = backend.socket()
+    s.settimeout(7.0)
+    s.close()
+    expected = TypeError if sys.version_info < (3, 12) else ValueError
+    with pytest.raises(expected):
+        s.setblocking(_NoTruth())
+    assert s.gettimeout() == 7.0
 
 
 def test_blocking_mode_of_a_closed_socket(backend):
