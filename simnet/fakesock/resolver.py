@@ -22,7 +22,9 @@ from lower-case name to the addresses given to ``FakeNetwork.add_host``):
 Everything here was checked against this machine's glibc through the real
 ``socket`` module (``tests/conformance/test_resolver.py``), except where a
 real answer depends on the machine's ``/etc/hosts``: names resolve from the
-fake network's own table, in the order their addresses were added.
+fake network's own table, in the order their addresses were added. Not
+modelled: glibc's IDNA2008 conversion (``AI_IDN``) of non-ASCII names given
+as bytes, beyond refusing bytes that are not UTF-8 (``EAI_IDN_ENCODE``).
 """
 
 from __future__ import annotations

