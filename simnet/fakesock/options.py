@@ -45,6 +45,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from simnet.fakesock import args as _args
+
 SOL_SOCKET, IPPROTO_TCP, IPPROTO_IP = _socket.SOL_SOCKET, _socket.IPPROTO_TCP, _socket.IPPROTO_IP
 IPPROTO_IPV6, IPPROTO_UDP = _socket.IPPROTO_IPV6, _socket.IPPROTO_UDP
 AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
@@ -87,17 +89,7 @@ def oserror(code: int) -> OSError:
 # -- CPython's argument handling ---------------------------------------------------
 def _c_int(value: Any) -> int:
     """A C ``int`` argument as CPython's "i" format converts it."""
-    if isinstance(value, float):
-        raise TypeError("'float' object cannot be interpreted as an integer")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
-    if n > _INT_MAX:
-        raise OverflowError("signed integer is greater than maximum")
-    if n < _INT_MIN:
-        raise OverflowError("signed integer is less than minimum")
-    return n
+    return _args.c_int(value)
 
 
 def parse_set_args(args: tuple) -> tuple[int, int, bytes | None, int]:
@@ -120,7 +112,7 @@ def parse_set_args(args: tuple) -> tuple[int, int, bytes | None, int]:
     if isinstance(value, (bytes, bytearray, memoryview)) or _is_buffer(value):
         buf = bytes(memoryview(value))
         return level, optname, buf, len(buf)
-    raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+    raise TypeError(f"a bytes-like object is required, not '{_args.tpname(value)}'")
 
 
 def _is_buffer(value: Any) -> bool:

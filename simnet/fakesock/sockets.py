@@ -27,6 +27,7 @@ from typing import Any
 
 from simnet._pyversion import PYTIME_OVERFLOW, SETBLOCKING_TAKES_TRUTH
 from simnet._sockbase import SocketIdentity
+from simnet.fakesock import args as _args
 from simnet.fakesock import options as _options
 from simnet.fakesock._connections import BROADCAST, _dual_stack, canonical_v6, mapped_v4
 from simnet.fakesock.dgram import MAX_UDP, UNIX_DGRAM_QLEN, DatagramQueue, dgram_cost  # noqa: F401
@@ -43,6 +44,12 @@ _POLLIN, _POLLOUT, _POLLERR, _POLLHUP = 0x001, 0x004, 0x008, 0x010
 _MSG_PEEK = int(_socket.MSG_PEEK)
 _MSG_DONTWAIT = int(getattr(_socket, "MSG_DONTWAIT", 0x40))
 _MSG_TRUNC = int(_socket.MSG_TRUNC)
+_MSG_OOB = int(_socket.MSG_OOB)
+_MSG_ERRQUEUE = int(getattr(_socket, "MSG_ERRQUEUE", 0x2000))
+_MSG_FASTOPEN = int(getattr(_socket, "MSG_FASTOPEN", 0x20000000))
+_RECV_SPECIAL = _MSG_OOB | _MSG_ERRQUEUE
+_ZERO = 0  # (the fast paths take flags ``is _ZERO``: an int 0, nothing else)
+_SSIZE_MAX = _args.SSIZE_MAX
 
 AF_INET, AF_INET6, AF_UNIX = _socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX
 SOCK_STREAM, SOCK_DGRAM = _socket.SOCK_STREAM, _socket.SOCK_DGRAM
@@ -115,7 +122,7 @@ def _parse_timeout(value: Any) -> float | None:
         try:
             sec = operator.index(value)
         except TypeError:
-            raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer") from None
+            raise TypeError(f"'{_args.tpname(value)}' object cannot be interpreted as an integer") from None
         ns = sec * 1_000_000_000
         if not -(1 << 63) <= sec < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
             raise OverflowError(PYTIME_OVERFLOW)
@@ -292,7 +299,7 @@ class FakeSocket(SocketIdentity):
             try:
                 block = operator.index(flag)
             except TypeError:
-                raise TypeError(f"'{type(flag).__name__}' object cannot be interpreted as an integer") from None
+                raise TypeError(f"'{_args.tpname(flag)}' object cannot be interpreted as an integer") from None
             if not -(1 << 63) <= block < (1 << 63):
                 raise OverflowError("Python int too large to convert to C long")
         # CPython sets the mode first, then fails on a closed socket
@@ -396,18 +403,12 @@ class FakeSocket(SocketIdentity):
             if isinstance(address, (bytes, bytearray, str)):
                 # (a path as str, an abstract name as bytes, as CPython reports them)
                 return _unix_name(address)
-            raise TypeError(f"{what}(): AF_UNIX address must be str or bytes, not {type(address).__name__}")
-        if not isinstance(address, tuple):
-            kind = "AF_INET" if fam == AF_INET else "AF_INET6"
-            raise TypeError(f"{what}(): {kind} address must be tuple, not {type(address).__name__}")
-        if fam == AF_INET and len(address) != 2 or fam == AF_INET6 and not 2 <= len(address) <= 4:
-            raise TypeError(f"{what}(): AF_INET{'6' if fam == AF_INET6 else ''} address must be a pair (host, port)")
-        host, port = address[0], address[1]
-        if not isinstance(port, int) or isinstance(port, bool):
-            raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
-        if not 0 <= port <= 65535:
-            raise OverflowError(f"{what}(): port must be 0-65535.")
+            raise TypeError(f"{what}(): AF_UNIX address must be str or bytes, not {_args.tpname(address)}")
+        _, port, flowinfo, _ = _args.inet_address(address, "AF_INET" if fam == AF_INET else "AF_INET6",
+                                                  what)
+        host = address[0]
         ip = self.network.resolve(host, fam)
+        _args.check_port(port, flowinfo, what)
         if fam == AF_INET6 and ("." in ip or "%" in ip or "f" in ip or "F" in ip):
             ip = canonical_v6(ip)  # ::ffff:a.b.c.d, as Linux prints it
         return (ip, port)
@@ -509,8 +510,8 @@ class FakeSocket(SocketIdentity):
         return self._sockname(self._raddr)
 
     def bind(self, address: Any) -> None:
+        key = self._parse(address, "bind")  # (CPython parses before it looks at the descriptor)
         self._check()
-        key = self._parse(address, "bind")
         self._trace("bind", self._fd, key)
         net = self.network
         if self._family == AF_UNIX and key == "":
@@ -597,6 +598,7 @@ class FakeSocket(SocketIdentity):
 
     # -- TCP: listen / accept / connect -------------------------------------------
     def listen(self, backlog: int = min(SOMAXCONN, 128)) -> None:
+        backlog = _args.c_int(backlog)
         self._check()
         if self._type != SOCK_STREAM:
             raise _oserror(errno.EOPNOTSUPP)
@@ -606,7 +608,7 @@ class FakeSocket(SocketIdentity):
             if self._family == AF_UNIX:
                 raise _oserror(errno.EINVAL)
             self._autobind()
-        backlog = min(max(int(backlog), 0), SOMAXCONN)
+        backlog = min(max(backlog, 0), SOMAXCONN)
         if self._listener is None:
             self._listener = Listener(backlog)
         else:
@@ -686,6 +688,7 @@ class FakeSocket(SocketIdentity):
 
     def connect_ex(self, address: Any) -> int:
         if self._closed:
+            self._parse(address, "connect_ex")  # (the address is checked first)
             return errno.EBADF  # returned, not raised, as CPython does
         try:
             code = self._connect(address, "connect_ex")
@@ -698,9 +701,9 @@ class FakeSocket(SocketIdentity):
         return code
 
     def _connect(self, address: Any, what: str) -> int:
+        key = self._parse(address, what)
         self._check()
         started = False
-        key = self._parse(address, what)
         net = self.network
         if self._family != AF_UNIX:
             key = self._dest(key)
@@ -876,7 +879,7 @@ class FakeSocket(SocketIdentity):
     def send(self, data: Any, flags: int = 0) -> int:
         end = self._end
         net = self.network
-        if (end is not None and type(data) is bytes and not flags and not self._closed and data
+        if (end is not None and type(data) is bytes and flags is _ZERO and not self._closed and data
                 and not net._faulty):
             peer = end.peer
             # (w_event: wr_shut, reset or an error)
@@ -905,6 +908,8 @@ class FakeSocket(SocketIdentity):
                                 data if n == len(data) else data[:n])
                     net._tr_bytes += n
                 return n
+        data = _args.read_buffer(data)  # ("y*|i:send", before any state check)
+        flags = _args.c_int(flags)
         try:
             n = self._send(data, flags)
         except OSError as exc:
@@ -917,6 +922,8 @@ class FakeSocket(SocketIdentity):
     def _send(self, data: Any, flags: int) -> int:
         self._check()
         view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+        if flags:
+            self._send_flags(flags)
         if self._type == SOCK_DGRAM:
             if self._raddr is None:
                 if self._family == AF_UNIX:
@@ -980,7 +987,8 @@ class FakeSocket(SocketIdentity):
         return n
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        view = memoryview(data).cast("B")
+        view = memoryview(_args.read_buffer(data))  # ("y*|i:sendall")
+        flags = _args.c_int(flags)
         total = len(view)
         sent = 0
         # CPython: the timeout bounds the whole sendall, not each send
@@ -1003,12 +1011,10 @@ class FakeSocket(SocketIdentity):
         return sock_sendfile(self, file, offset, count)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if bufsize == 0 and type(bufsize) is int:
-            return b""  # CPython returns at once, without a system call
         end = self._end
         net = self.network
-        if end is not None and end.rbuf and not flags and not self._closed \
-                and type(bufsize) is int and bufsize > 0 and not net._faulty:
+        if end is not None and end.rbuf and flags is _ZERO and not self._closed \
+                and type(bufsize) is int and 0 < bufsize <= _SSIZE_MAX and not net._faulty:
             # fast path: a connected stream with data buffered
             rbuf = end.rbuf
             data = bytes(rbuf[:bufsize])
@@ -1021,6 +1027,12 @@ class FakeSocket(SocketIdentity):
                 net._tr += (6, net._now, "recv", self._fd, bufsize, len(data), data)
                 net._tr_bytes += len(data)
             return data
+        bufsize = _args.c_ssize(bufsize)  # ("n|i:recv", before any state check)
+        flags = _args.c_int(flags)
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        if bufsize == 0:
+            return b""  # CPython returns at once, without a system call
         try:
             data = self._recv(bufsize, flags)
         except OSError as exc:
@@ -1034,6 +1046,8 @@ class FakeSocket(SocketIdentity):
         self._check()
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
+        if flags & _RECV_SPECIAL:
+            self._recv_flags(flags, "recv()")
         if self._type == SOCK_DGRAM:
             return self._recvfrom(bufsize, flags)[0]
         net = self.network
@@ -1073,7 +1087,9 @@ class FakeSocket(SocketIdentity):
             self._wait(end.readable, "recv()", flags, deadline)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        view = memoryview(buffer).cast("B")
+        view = _args.write_buffer(buffer, "recv_into")  # ("w*|ni:recv_into")
+        nbytes = _args.c_ssize(nbytes)
+        flags = _args.c_int(flags)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
         if nbytes == 0 or nbytes > len(view):
@@ -1087,7 +1103,37 @@ class FakeSocket(SocketIdentity):
         view[:len(data)] = data
         return len(data)
 
+    def _send_flags(self, flags: int) -> None:
+        """The errors Linux gives a send with *flags* it refuses: MSG_OOB on a
+        UDP socket (EOPNOTSUPP); MSG_FASTOPEN on a TCP socket that is
+        connected (EISCONN) or has no address to connect to (EINVAL)."""
+        if self._family == AF_UNIX:
+            return
+        if self._type == SOCK_DGRAM:
+            if flags & _MSG_OOB:
+                raise _oserror(errno.EOPNOTSUPP)
+        elif flags & _MSG_FASTOPEN:
+            if self._state == "connected":
+                raise _oserror(errno.EISCONN)
+            if self._state == "new":
+                raise _oserror(errno.EINVAL)
+
+    def _recv_flags(self, flags: int, what: str) -> None:
+        """What Linux does with MSG_ERRQUEUE (the error queue, always empty
+        here: EAGAIN at once; CPython's timeout mode waits out its timeout)
+        and MSG_OOB on TCP (no urgent data is ever pending: EINVAL)."""
+        if self._family == AF_UNIX:
+            return
+        if flags & _MSG_ERRQUEUE:
+            if self._timeout is not None and self._timeout > 0.0:
+                self.network.block(lambda: self._closed, self._timeout, what)
+                self._check()
+            raise _blocking()
+        if flags & _MSG_OOB and self._type == SOCK_STREAM:
+            raise _oserror(errno.EINVAL)
+
     def shutdown(self, how: int) -> None:
+        how = _args.c_int_direct(how)
         self._check()
         self._trace("shutdown", self._fd, how)
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
@@ -1115,15 +1161,26 @@ class FakeSocket(SocketIdentity):
         self.network.activity += 1
 
     # -- datagrams -----------------------------------------------------------------
-    def sendto(self, data: Any, flags_or_addr: Any, addr: Any = None) -> int:
+    def sendto(self, *args: Any) -> int:
+        """``sendto(data[, flags], address)``."""
+        count = len(args)
+        if count == 2:
+            data, address = args
+            flags = 0
+        elif count == 3:
+            data, flags, address = args
+        else:
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({count} given)")
+        payload = bytes(_args.read_buffer(data))  # ("y*iO:sendto", then the address)
+        flags = _args.c_int(flags)
+        key = self._parse(address, "sendto")
         self._check()
-        address = flags_or_addr if addr is None else addr
-        payload = bytes(memoryview(data).cast("B"))
         if self._type == SOCK_STREAM:
             if self._state == "connected":
-                return self.send(payload)
+                return self.send(payload, flags)  # (a connected stream ignores the address)
             raise _oserror(errno.EPIPE if self._family != AF_UNIX else errno.ENOTCONN)
-        key = self._parse(address, "sendto")
+        if flags:
+            self._send_flags(flags)
         if self._family != AF_UNIX:
             key = self._dest(key)
             code = self._unroutable(key, address, sending=True)
@@ -1150,17 +1207,28 @@ class FakeSocket(SocketIdentity):
         return len(payload)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        self._check()
+        bufsize = _args.c_ssize(bufsize)  # ("n|i:recvfrom")
+        flags = _args.c_int(flags)
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
+        self._check()
+        if flags & _RECV_SPECIAL:
+            self._recv_flags(flags, "recvfrom()")
         if self._type == SOCK_STREAM:
             data = self.recv(bufsize, flags)
             return data, None
         return self._recvfrom(bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        view = memoryview(buffer).cast("B")
-        nbytes = nbytes or len(view)
+        view = _args.write_buffer(buffer, "recvfrom_into")  # ("w*|ni:recvfrom_into")
+        nbytes = _args.c_ssize(nbytes)
+        flags = _args.c_int(flags)
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        if nbytes == 0:
+            nbytes = len(view)
+        elif nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
         data, addr = self.recvfrom(nbytes, flags)
         if len(data) > nbytes:  # MSG_TRUNC on a datagram: its whole length
             view[:nbytes] = data[:nbytes]
@@ -1173,8 +1241,15 @@ class FakeSocket(SocketIdentity):
         """``sendmsg()``: the buffers go as one ``send`` (or ``sendto`` with
         *address*). Ancillary data (``SCM_RIGHTS``, credentials) is not
         simulated: an ``OSError`` (EOPNOTSUPP) says so."""
-        chunks = [bytes(memoryview(b).cast("B")) for b in buffers]
-        if list(ancdata):
+        flags = _args.c_int(flags)  # ("O|OiO:sendmsg"; then the address, buffers, ancdata)
+        if address is not None:
+            self._parse(address, "sendmsg")
+        chunks = [bytes(_args.read_buffer(b))
+                  for b in _args.sequence(buffers, "sendmsg() argument 1 must be an iterable")]
+        items = [_args.ancillary_item(item)
+                 for item in _args.sequence(ancdata, "sendmsg() argument 2 must be an iterable")]
+        self._check()
+        if items:
             raise OSError(errno.EOPNOTSUPP, "sendmsg(): ancillary data (file descriptors, "
                           "credentials) is not simulated on the fake network")
         payload = b"".join(chunks)
@@ -1185,11 +1260,16 @@ class FakeSocket(SocketIdentity):
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple:
         """``recvmsg()``: ``(data, [], msg_flags, address)``; ``msg_flags``
         has MSG_TRUNC when a datagram was longer than *bufsize*."""
+        bufsize = _args.c_ssize(bufsize)  # ("n|ni:recvmsg")
+        ancbufsize = _args.c_ssize(ancbufsize)
+        flags = _args.c_int(flags)
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
         if ancbufsize < 0:
-            raise ValueError("negative ancillary buffer size in recvmsg()")
+            raise ValueError("invalid ancillary data buffer length")
         self._check()
+        if flags & _RECV_SPECIAL:
+            self._recv_flags(flags, "recvmsg()")
         if self._type == SOCK_STREAM:
             return self.recv(bufsize, flags & ~_MSG_TRUNC), [], 0, None
         data, src, full = self._recvfrom_full(bufsize, flags)
@@ -1198,7 +1278,15 @@ class FakeSocket(SocketIdentity):
     def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> tuple:
         """``recvmsg_into()``: the data spread over *buffers* in order;
         ``(nbytes, [], msg_flags, address)``."""
-        views = [memoryview(b).cast("B") for b in buffers]
+        ancbufsize = _args.c_ssize(ancbufsize)  # ("O|ni:recvmsg_into", then the buffers)
+        flags = _args.c_int(flags)
+        views = []
+        for b in _args.sequence(buffers, "recvmsg_into() argument 1 must be an iterable"):
+            try:
+                views.append(_args.write_buffer(b, "recvmsg_into"))
+            except TypeError:
+                raise TypeError("recvmsg_into() argument 1 must be an iterable of single-segment "
+                                "read-write buffers") from None
         data, anc, msg_flags, address = self.recvmsg(sum(len(v) for v in views), ancbufsize, flags)
         at = 0
         for v in views:
@@ -1411,7 +1499,7 @@ class FakeSocket(SocketIdentity):
 
     def set_inheritable(self, inheritable: Any) -> None:
         if isinstance(inheritable, float) or not hasattr(inheritable, "__index__"):
-            raise TypeError(f"'{type(inheritable).__name__}' object cannot be interpreted "
+            raise TypeError(f"'{_args.tpname(inheritable)}' object cannot be interpreted "
                             "as an integer")
         if self._closed:
             raise _oserror(errno.EBADF)
