@@ -23,14 +23,16 @@ INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 SSIZE_MAX = (1 << 63) - 1
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_IMMUTABLETYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
 
 
 def tpname(obj: Any) -> str:
-    """``Py_TYPE(obj)->tp_name``: a class defined in Python by its name, a
-    built-in C type by its dotted name outside ``builtins``
-    (``decimal.Decimal``)."""
+    """``Py_TYPE(obj)->tp_name``: a class defined in Python by its name, a C
+    type by its dotted name outside ``builtins`` (``decimal.Decimal``,
+    ``array.array``). (A C type made from a spec without the immutable flag
+    passes for a Python class: none in the standard library does.)"""
     cls = type(obj)
-    if cls.__flags__ & _HEAPTYPE:
+    if cls.__flags__ & _HEAPTYPE and not cls.__flags__ & _IMMUTABLETYPE:
         return cls.__name__
     module = cls.__module__
     if module == "builtins":

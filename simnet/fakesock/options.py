@@ -107,20 +107,13 @@ def parse_set_args(args: tuple) -> tuple[int, int, bytes | None, int]:
             raise TypeError("setsockopt() takes exactly 3 arguments (4 given)") from None
         return level, optname, None, n & 0xFFFFFFFF  # "I": no overflow check
     value = args[2]
-    if isinstance(value, int) and _INT_MIN <= value <= _INT_MAX:
-        return level, optname, struct.pack("i", value), 4
-    if isinstance(value, (bytes, bytearray, memoryview)) or _is_buffer(value):
-        buf = bytes(memoryview(value))
-        return level, optname, buf, len(buf)
-    raise TypeError(f"a bytes-like object is required, not '{_args.tpname(value)}'")
-
-
-def _is_buffer(value: Any) -> bool:
+    # CPython tries "iii" first (any __index__ object in int range), then "iiy*"
     try:
-        memoryview(value)
-    except TypeError:
-        return False
-    return True
+        return level, optname, struct.pack("i", _args.c_int(value)), 4
+    except (TypeError, OverflowError):
+        pass
+    buf = bytes(_args.read_buffer(value))
+    return level, optname, buf, len(buf)
 
 
 def parse_get_args(args: tuple) -> tuple[int, int, int]:

@@ -48,6 +48,9 @@ _MSG_OOB = int(_socket.MSG_OOB)
 _MSG_ERRQUEUE = int(getattr(_socket, "MSG_ERRQUEUE", 0x2000))
 _MSG_FASTOPEN = int(getattr(_socket, "MSG_FASTOPEN", 0x20000000))
 _RECV_SPECIAL = _MSG_OOB | _MSG_ERRQUEUE
+_SCM_RIGHTS = int(getattr(_socket, "SCM_RIGHTS", 1))
+_SCM_CREDENTIALS = int(getattr(_socket, "SCM_CREDENTIALS", 2))
+_SO_MARK = int(getattr(_socket, "SO_MARK", 36))
 _ZERO = 0  # (the fast paths take flags ``is _ZERO``: an int 0, nothing else)
 _SSIZE_MAX = _args.SSIZE_MAX
 
@@ -1033,12 +1036,17 @@ class FakeSocket(SocketIdentity):
             raise ValueError("negative buffersize in recv")
         if bufsize == 0:
             return b""  # CPython returns at once, without a system call
+        return self._recv_traced(bufsize, flags)
+
+    def _recv_traced(self, bufsize: int, flags: int) -> bytes:
+        """A stream recv's system call, traced (recvfrom and recvmsg make it
+        for a size of 0 too)."""
         try:
             data = self._recv(bufsize, flags)
         except OSError as exc:
             self._trace("recv", self._fd, bufsize, _ename(exc), 0)
             raise
-        if net._tr is not None:
+        if self.network._tr is not None:
             self._trace("recv", self._fd, bufsize, len(data), data)
         return data
 
@@ -1106,7 +1114,8 @@ class FakeSocket(SocketIdentity):
     def _send_flags(self, flags: int) -> None:
         """The errors Linux gives a send with *flags* it refuses: MSG_OOB on a
         UDP socket (EOPNOTSUPP); MSG_FASTOPEN on a TCP socket that is
-        connected (EISCONN) or has no address to connect to (EINVAL)."""
+        connected (EISCONN, but once 0 after a non-blocking connect, as a
+        second connect() would) or has no address to connect to (EINVAL)."""
         if self._family == AF_UNIX:
             return
         if self._type == SOCK_DGRAM:
@@ -1114,6 +1123,12 @@ class FakeSocket(SocketIdentity):
                 raise _oserror(errno.EOPNOTSUPP)
         elif flags & _MSG_FASTOPEN:
             if self._state == "connected":
+                if not self._announced:
+                    # the kernel's socket is still "connecting" after a
+                    # non-blocking connect: its connect step says 0 now (and
+                    # the socket is connected for the next one)
+                    self._announced = True
+                    return
                 raise _oserror(errno.EISCONN)
             if self._state == "new":
                 raise _oserror(errno.EINVAL)
@@ -1215,8 +1230,7 @@ class FakeSocket(SocketIdentity):
         if flags & _RECV_SPECIAL:
             self._recv_flags(flags, "recvfrom()")
         if self._type == SOCK_STREAM:
-            data = self.recv(bufsize, flags)
-            return data, None
+            return self._recv_traced(bufsize, flags), None
         return self._recvfrom(bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
@@ -1239,8 +1253,11 @@ class FakeSocket(SocketIdentity):
     # -- sendmsg / recvmsg ---------------------------------------------------------
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
         """``sendmsg()``: the buffers go as one ``send`` (or ``sendto`` with
-        *address*). Ancillary data (``SCM_RIGHTS``, credentials) is not
-        simulated: an ``OSError`` (EOPNOTSUPP) says so."""
+        *address*). Ancillary data an IP socket's kernel ignores is ignored
+        (SCM_RIGHTS and credentials; on TCP any level but SOL_SOCKET), and an
+        unknown SOL_SOCKET type is EINVAL; the rest (file descriptors over
+        AF_UNIX, IP-level items on UDP) is not simulated: an ``OSError``
+        (EOPNOTSUPP) says so."""
         flags = _args.c_int(flags)  # ("O|OiO:sendmsg"; then the address, buffers, ancdata)
         if address is not None:
             self._parse(address, "sendmsg")
@@ -1248,14 +1265,39 @@ class FakeSocket(SocketIdentity):
                   for b in _args.sequence(buffers, "sendmsg() argument 1 must be an iterable")]
         items = [_args.ancillary_item(item)
                  for item in _args.sequence(ancdata, "sendmsg() argument 2 must be an iterable")]
+        if flags < 0:
+            raise _oserror(errno.EINVAL)  # (MSG_CMSG_COMPAT: refused before the descriptor)
         self._check()
-        if items:
+        code = self._ancillary_verdict(items) if items else 0
+        if code and (self._state == "connected" or self._type == SOCK_DGRAM and (
+                address is not None or self._raddr is not None)):
+            # (otherwise the send's own error comes first, as on Linux)
+            if code > 0:
+                raise _oserror(code)
             raise OSError(errno.EOPNOTSUPP, "sendmsg(): ancillary data (file descriptors, "
                           "credentials) is not simulated on the fake network")
         payload = b"".join(chunks)
         if address is not None:
             return self.sendto(payload, flags, address)
         return self.send(payload, flags)
+
+    def _ancillary_verdict(self, items: list) -> int:
+        """What sendmsg's ancillary *items* come to: 0 (the kernel ignores
+        them), an errno, or -1 (not simulated)."""
+        if self._family == AF_UNIX:
+            return -1
+        verdict = 0
+        for level, kind, data in items:
+            if level == _socket.SOL_SOCKET:
+                if kind in (_SCM_RIGHTS, _SCM_CREDENTIALS):
+                    continue  # (meaningful on AF_UNIX only)
+                if kind == _SO_MARK and len(data) == 4:
+                    continue  # (the packets' firewall mark: nothing here reads it)
+                return errno.EINVAL
+            if self._type == SOCK_DGRAM and level == (
+                    _socket.IPPROTO_IP if self._family == AF_INET else _socket.IPPROTO_IPV6):
+                verdict = verdict or -1  # (an IP-level item: the rest are ignored)
+        return verdict
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple:
         """``recvmsg()``: ``(data, [], msg_flags, address)``; ``msg_flags``
@@ -1265,13 +1307,15 @@ class FakeSocket(SocketIdentity):
         flags = _args.c_int(flags)
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
-        if ancbufsize < 0:
+        if not 0 <= ancbufsize <= _args.INT_MAX:
             raise ValueError("invalid ancillary data buffer length")
+        if flags < 0:
+            raise _oserror(errno.EINVAL)  # (MSG_CMSG_COMPAT: refused before the descriptor)
         self._check()
         if flags & _RECV_SPECIAL:
             self._recv_flags(flags, "recvmsg()")
         if self._type == SOCK_STREAM:
-            return self.recv(bufsize, flags & ~_MSG_TRUNC), [], 0, None
+            return self._recv_traced(bufsize, flags & ~_MSG_TRUNC), [], 0, None
         data, src, full = self._recvfrom_full(bufsize, flags)
         return data, [], _MSG_TRUNC if full > bufsize else 0, src
 
