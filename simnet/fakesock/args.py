@@ -16,6 +16,7 @@ exact ``bytes``/``int`` arguments already in range.
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any
 
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
@@ -181,6 +182,24 @@ def inet_address(address: Any, family_name: str, what: str) -> tuple[Any, int, i
     flowinfo = c_uint_mask(address[2]) if len(address) > 2 else 0
     scope_id = c_uint_mask(address[3]) if len(address) > 3 else 0
     return name, port, flowinfo, scope_id
+
+
+#: ``sizeof(struct sockaddr_un.sun_path)`` on Linux
+SUN_PATH = 108
+
+
+def unix_address(address: Any) -> bytes:
+    """An AF_UNIX address as ``getsockaddrarg`` takes it: a str (encoded
+    with the file system encoding) or any bytes-like object; a path must
+    leave room for its NUL, an abstract name (leading NUL) may fill
+    ``sun_path``."""
+    if isinstance(address, str):
+        raw = os.fsencode(address)
+    else:
+        raw = bytes(read_buffer(address))
+    if len(raw) > SUN_PATH or (raw[:1] not in (b"", b"\0") and len(raw) >= SUN_PATH):
+        raise OSError("AF_UNIX path too long")
+    return raw
 
 
 def check_port(port: int, flowinfo: int, what: str) -> None:

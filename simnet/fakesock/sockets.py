@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import math
 import operator
+import struct
 import socket as _socket
 from types import MappingProxyType
 from typing import Any
@@ -403,10 +404,8 @@ class FakeSocket(SocketIdentity):
         """Validate *address* as the kernel and CPython do; return the key form."""
         fam = self._family
         if fam == AF_UNIX:
-            if isinstance(address, (bytes, bytearray, str)):
-                # (a path as str, an abstract name as bytes, as CPython reports them)
-                return _unix_name(address)
-            raise TypeError(f"{what}(): AF_UNIX address must be str or bytes, not {_args.tpname(address)}")
+            # (a path as str, an abstract name as bytes, as CPython reports them)
+            return _unix_name(_args.unix_address(address))
         _, port, flowinfo, _ = _args.inet_address(address, "AF_INET" if fam == AF_INET else "AF_INET6",
                                                   what)
         host = address[0]
@@ -706,6 +705,8 @@ class FakeSocket(SocketIdentity):
     def _connect(self, address: Any, what: str) -> int:
         key = self._parse(address, what)
         self._check()
+        if key == "":
+            return errno.EINVAL  # (an AF_UNIX address of no name)
         started = False
         net = self.network
         if self._family != AF_UNIX:
@@ -997,11 +998,13 @@ class FakeSocket(SocketIdentity):
         # CPython: the timeout bounds the whole sendall, not each send
         deadline = self._deadline()
         try:
-            while sent < total:
+            while True:  # (at least one send, as CPython does: b"" too)
                 if deadline is not None and self.network._now >= deadline:
                     raise TimeoutError("timed out")
                 self._call_deadline = deadline
                 sent += self.send(view[sent:], flags)
+                if sent >= total:
+                    break
         finally:
             self._call_deadline = None
         return None
@@ -1113,15 +1116,13 @@ class FakeSocket(SocketIdentity):
 
     def _send_flags(self, flags: int) -> None:
         """The errors Linux gives a send with *flags* it refuses: MSG_OOB on a
-        UDP socket (EOPNOTSUPP); MSG_FASTOPEN on a TCP socket that is
+        datagram socket (EOPNOTSUPP); MSG_FASTOPEN on a TCP socket that is
         connected (EISCONN, but once 0 after a non-blocking connect, as a
         second connect() would) or has no address to connect to (EINVAL)."""
-        if self._family == AF_UNIX:
-            return
         if self._type == SOCK_DGRAM:
             if flags & _MSG_OOB:
                 raise _oserror(errno.EOPNOTSUPP)
-        elif flags & _MSG_FASTOPEN:
+        elif flags & _MSG_FASTOPEN and self._family != AF_UNIX:
             if self._state == "connected":
                 if not self._announced:
                     # the kernel's socket is still "connecting" after a
@@ -1136,8 +1137,11 @@ class FakeSocket(SocketIdentity):
     def _recv_flags(self, flags: int, what: str) -> None:
         """What Linux does with MSG_ERRQUEUE (the error queue, always empty
         here: EAGAIN at once; CPython's timeout mode waits out its timeout)
-        and MSG_OOB on TCP (no urgent data is ever pending: EINVAL)."""
+        and MSG_OOB on TCP (no urgent data is ever pending: EINVAL) or a Unix
+        datagram socket (EOPNOTSUPP)."""
         if self._family == AF_UNIX:
+            if flags & _MSG_OOB and self._type == SOCK_DGRAM:
+                raise _oserror(errno.EOPNOTSUPP)
             return
         if flags & _MSG_ERRQUEUE:
             if self._timeout is not None and self._timeout > 0.0:
@@ -1156,8 +1160,8 @@ class FakeSocket(SocketIdentity):
         rd = how in (_socket.SHUT_RD, _socket.SHUT_RDWR)
         wr = how in (_socket.SHUT_WR, _socket.SHUT_RDWR)
         if self._type == SOCK_DGRAM:
-            if self._raddr is None:
-                raise _oserror(errno.ENOTCONN)
+            if self._raddr is None and self._family != AF_UNIX:
+                raise _oserror(errno.ENOTCONN)  # (Unix shutdown never complains)
             self._shut |= (1 if rd else 0) | (2 if wr else 0)
             return
         if self._state == "listening":
@@ -1191,9 +1195,14 @@ class FakeSocket(SocketIdentity):
         key = self._parse(address, "sendto")
         self._check()
         if self._type == SOCK_STREAM:
+            if self._family == AF_UNIX:
+                # a Unix stream takes no address: EISCONN once connected
+                raise _oserror(errno.EISCONN if self._state == "connected" else errno.EOPNOTSUPP)
             if self._state == "connected":
-                return self.send(payload, flags)  # (a connected stream ignores the address)
-            raise _oserror(errno.EPIPE if self._family != AF_UNIX else errno.ENOTCONN)
+                return self.send(payload, flags)  # (a connected TCP socket ignores the address)
+            raise _oserror(errno.EPIPE)
+        if key == "":
+            raise _oserror(errno.EINVAL)  # (an AF_UNIX address of no name)
         if flags:
             self._send_flags(flags)
         if self._family != AF_UNIX:
@@ -1269,7 +1278,8 @@ class FakeSocket(SocketIdentity):
             raise _oserror(errno.EINVAL)  # (MSG_CMSG_COMPAT: refused before the descriptor)
         self._check()
         code = self._ancillary_verdict(items) if items else 0
-        if code and (self._state == "connected" or self._type == SOCK_DGRAM and (
+        if code > 0 and self._family == AF_UNIX or code and (
+                self._state == "connected" or self._type == SOCK_DGRAM and (
                 address is not None or self._raddr is not None)):
             # (otherwise the send's own error comes first, as on Linux)
             if code > 0:
@@ -1284,9 +1294,23 @@ class FakeSocket(SocketIdentity):
     def _ancillary_verdict(self, items: list) -> int:
         """What sendmsg's ancillary *items* come to: 0 (the kernel ignores
         them), an errno, or -1 (not simulated)."""
-        if self._family == AF_UNIX:
-            return -1
         verdict = 0
+        if self._family == AF_UNIX:
+            # (Linux reads them first: only SOL_SOCKET items count)
+            for level, kind, data in items:
+                if level != _socket.SOL_SOCKET:
+                    continue
+                if kind == _SCM_RIGHTS:
+                    whole = len(data) - len(data) % 4  # (as many descriptors as fit)
+                    if not whole:
+                        continue
+                    for (fd,) in struct.iter_unpack("i", bytes(data[:whole])):
+                        if not self._open_fd(fd):
+                            return errno.EBADF
+                elif kind != _SCM_CREDENTIALS or len(data) != 12:  # (a struct ucred)
+                    return errno.EINVAL
+                verdict = -1
+            return verdict
         for level, kind, data in items:
             if level == _socket.SOL_SOCKET:
                 if kind in (_SCM_RIGHTS, _SCM_CREDENTIALS):
@@ -1298,6 +1322,19 @@ class FakeSocket(SocketIdentity):
                     _socket.IPPROTO_IP if self._family == AF_INET else _socket.IPPROTO_IPV6):
                 verdict = verdict or -1  # (an IP-level item: the rest are ignored)
         return verdict
+
+    def _open_fd(self, fd: int) -> bool:
+        """Is *fd* a descriptor this process could pass: a fake socket's or
+        an open real one?"""
+        if fd in self.network._fds:
+            return True
+        import os
+
+        try:
+            os.fstat(fd)
+        except (OSError, OverflowError):
+            return False
+        return True
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple:
         """``recvmsg()``: ``(data, [], msg_flags, address)``; ``msg_flags``

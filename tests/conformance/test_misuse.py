@@ -15,13 +15,20 @@ TCP socket and a closed TCP socket (all non-blocking, fresh for each call).
   closed socket gives TypeError/OverflowError/ValueError, not EBADF.
 * ``test_flags_the_kernel_refuses``: MSG_OOB, MSG_ERRQUEUE, MSG_FASTOPEN
   and -1 as flags: Linux's errnos (EISCONN, EOPNOTSUPP, EINVAL, EAGAIN).
+* ``test_unix_misuse_fails_as_on_a_real_socket``: AF_UNIX addresses, flags
+  and SCM_RIGHTS/SCM_CREDENTIALS items Linux refuses.
+* ``test_ancillary_items_linux_ignores_or_refuses``: sendmsg items on IP sockets.
 * ``test_random_misuse_fails_as_on_a_real_socket``: Hypothesis draws a
-  method and values for its arguments.
+  method and values for its arguments (IP kinds; Unix names would be files
+  in the working directory).
 
-Left out on purpose: ``fileno()`` (the fake numbers its descriptors apart
-from the process's), a host name needing a DNS lookup, buffer sizes large
-enough to allocate gigabytes, and MSG_FASTOPEN on an unconnected
-``sendto`` (a TCP Fast Open connect, not modelled: the fake says EPIPE).
+Left out on purpose, where the fake differs: ``fileno()`` (the fake numbers
+its descriptors apart from the process's), MSG_FASTOPEN on an unconnected
+TCP ``sendto``/``sendmsg`` (a TCP Fast Open connect, not modelled: the fake
+says EPIPE where Linux connects), and ancillary data Linux would act on
+(descriptors that are open, credentials, IP-level items on UDP: the fake
+says EOPNOTSUPP, "not simulated"). Left out as unsafe for a test: host
+names needing a DNS lookup, buffer sizes that allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -110,6 +117,7 @@ EXTRA = [
     ("sendmsg", ([b"x"], [(1, 2)])), ("sendmsg", ([b"x"], [b"abc"])), ("sendmsg", ([b"x"], [None])),
     ("sendmsg", ([b"x"], [], 0, "x")), ("sendmsg", ([1], [], 0, "x")), ("sendmsg", ([1], 5)),
     ("send", (b"x", 2**31 - 1)), ("listen", (2**31,)), ("shutdown", (3,)),
+    ("sendall", (b"",)), ("send", (b"",)), ("recv", (0,)), ("recvfrom", (0,)), ("recvmsg", (0,)),
 ]
 
 
@@ -143,6 +151,10 @@ def _make(kind):
         udp.bind(("127.0.0.1", 0))
         udp.setblocking(False)
         return [udp], udp
+    if kind in ("unix", "unix_dgram"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM if kind == "unix_dgram" else socket.SOCK_STREAM)
+        sock.setblocking(False)
+        return [sock], sock
     sock = socket.socket(socket.AF_INET6 if kind == "new6" else socket.AF_INET)
     sock.setblocking(False)
     if kind == "closed":
@@ -235,6 +247,48 @@ def test_flags_the_kernel_refuses():
     assert outcomes[("tcp_nb", "send", "(b'x', -1)")] == ("ok", 1)
     assert outcomes[("udp", "send", "(b'x', 1)")][:2] == ("OSError", 95)  # MSG_OOB: EOPNOTSUPP
     assert outcomes[("tcp", "recv", "(10, 1)")][:2] == ("OSError", 22)  # no urgent data: EINVAL
+
+
+UNIX_NAMES = ["x", "", b"", "a" * 107, "a" * 108, b"a" * 200, b"\0" + b"a" * 107, b"\0" + b"a" * 108,
+              "a\0b", b"a\0b", bytearray(b"\0x"), memoryview(b"\0abs"), "_noncontiguous", 1.5, None,
+              ("127.0.0.1", 0), Opaque(), array.array("b", [120])]
+
+
+def test_unix_misuse_fails_as_on_a_real_socket(tmp_path, monkeypatch):
+    """AF_UNIX stream and datagram sockets: addresses (str or any
+    bytes-like object; "AF_UNIX path too long"; no name: EINVAL), sendto on
+    a stream (EOPNOTSUPP), MSG_OOB on a datagram, SCM_RIGHTS items that
+    are refused (a length not a multiple of 4: EINVAL; a descriptor not
+    open: EBADF) and bad values in every argument. Relative names are made
+    in a directory of the test's own (one for real, one for fake)."""
+    calls = []
+    for kind in ("unix", "unix_dgram"):
+        for value in UNIX_NAMES:
+            for name, args in [("bind", (value,)), ("connect_ex", (value,)), ("connect", (value,)),
+                               ("sendto", (b"x", value)), ("sendmsg", ([b"x"], [], 0, value))]:
+                calls.append((kind, name, (_value(args[0]),) + args[1:] if name != "sendto"
+                              else (b"x", _value(value))))
+        for value in BAD:
+            for name, args in _calls(value):
+                if name not in ("bind", "connect", "connect_ex") and "127.0.0.1" not in repr(args):
+                    calls.append((kind, name, tuple(_value(a) for a in args)))
+        calls += [(kind, "sendmsg", ([b"x"], [(1, 1, b"abc")])), (kind, "sendmsg", ([b"x"], [(1, 1, b"")])),
+                  (kind, "sendmsg", ([b"x"], [(1, 1, b"\xff\xff\xff\x7f")])),
+                  (kind, "sendmsg", ([b"x"], [(1, 99, b"")])), (kind, "send", (b"x", 1)),
+                  (kind, "send", (b"x", -1))]
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake").mkdir()
+    monkeypatch.chdir(tmp_path / "real")
+    real = _run(calls)
+    monkeypatch.chdir(tmp_path / "fake")
+    with FakeNetwork(seed=1) as net, net.patch():
+        fake = _run(calls)
+    differ = [(r[0], r[1], f[1]) for r, f in zip(real, fake) if r[1] != f[1]]
+    assert differ == []
+    outcomes = [outcome for _, outcome in real]
+    assert ("OSError", None, "AF_UNIX path too long") in outcomes
+    assert ("TypeError", None, "a bytes-like object is required, not 'float'") in outcomes
+    assert len(calls) > 1000
 
 
 def test_ancillary_items_linux_ignores_or_refuses():
