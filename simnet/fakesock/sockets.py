@@ -296,7 +296,7 @@ class FakeSocket(SocketIdentity):
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
     # -- blocking mode -----------------------------------------------------------------
-    def setblocking(self, flag: bool) -> None:
+    def setblocking(self, flag: bool, /) -> None:
         if SETBLOCKING_TAKES_TRUTH:  # 3.12+: any object, by its truth value
             block = bool(flag)
         else:
@@ -313,7 +313,7 @@ class FakeSocket(SocketIdentity):
     def getblocking(self) -> bool:
         return self._timeout != 0.0  # CPython: no descriptor needed
 
-    def settimeout(self, value: float | None) -> None:
+    def settimeout(self, value: float | None, /) -> None:
         # CPython checks the value, sets it, then fails on a closed socket
         self._timeout = _parse_timeout(value)
         self._check()
@@ -511,7 +511,7 @@ class FakeSocket(SocketIdentity):
             raise _oserror(errno.ENOTCONN)  # (a Unix socket keeps its dead peer's name)
         return self._sockname(self._raddr)
 
-    def bind(self, address: Any) -> None:
+    def bind(self, address: Any, /) -> None:
         key = self._parse(address, "bind")  # (CPython parses before it looks at the descriptor)
         self._check()
         self._trace("bind", self._fd, key)
@@ -599,7 +599,7 @@ class FakeSocket(SocketIdentity):
         return bool(self._opts.get((_socket.SOL_SOCKET, _socket.SO_REUSEADDR), 0))
 
     # -- TCP: listen / accept / connect -------------------------------------------
-    def listen(self, backlog: int = min(SOMAXCONN, 128)) -> None:
+    def listen(self, backlog: int = min(SOMAXCONN, 128), /) -> None:
         backlog = _args.c_int(backlog)
         self._check()
         if self._type != SOCK_STREAM:
@@ -680,7 +680,7 @@ class FakeSocket(SocketIdentity):
         self.network.activity += 1
         return sock, self._sockname(end.raddr) if end.raddr is not None else ""
 
-    def connect(self, address: Any) -> None:
+    def connect(self, address: Any, /) -> None:
         code = self._connect(address, "connect")
         self._trace("connect", self._fd, address, "timeout" if code == -1 else code)
         if code == -1:
@@ -688,7 +688,7 @@ class FakeSocket(SocketIdentity):
         if code:
             raise _oserror(code)
 
-    def connect_ex(self, address: Any) -> int:
+    def connect_ex(self, address: Any, /) -> int:
         if self._closed:
             self._parse(address, "connect_ex")  # (the address is checked first)
             return errno.EBADF  # returned, not raised, as CPython does
@@ -880,7 +880,7 @@ class FakeSocket(SocketIdentity):
         return False
 
     # -- stream I/O -----------------------------------------------------------------------
-    def send(self, data: Any, flags: int = 0) -> int:
+    def send(self, data: Any, flags: int = 0, /) -> int:
         end = self._end
         net = self.network
         if (end is not None and type(data) is bytes and flags is _ZERO and not self._closed and data
@@ -990,7 +990,7 @@ class FakeSocket(SocketIdentity):
             net._maybe_disconnect(end, self)
         return n
 
-    def sendall(self, data: Any, flags: int = 0) -> None:
+    def sendall(self, data: Any, flags: int = 0, /) -> None:
         view = memoryview(_args.read_buffer(data))  # ("y*|i:sendall")
         flags = _args.c_int(flags)
         total = len(view)
@@ -1016,7 +1016,7 @@ class FakeSocket(SocketIdentity):
 
         return sock_sendfile(self, file, offset, count)
 
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         end = self._end
         net = self.network
         if end is not None and end.rbuf and flags is _ZERO and not self._closed \
@@ -1151,7 +1151,7 @@ class FakeSocket(SocketIdentity):
         if flags & _MSG_OOB and self._type == SOCK_STREAM:
             raise _oserror(errno.EINVAL)
 
-    def shutdown(self, how: int) -> None:
+    def shutdown(self, how: int, /) -> None:
         how = _args.c_int_direct(how)
         self._check()
         self._trace("shutdown", self._fd, how)
@@ -1230,7 +1230,7 @@ class FakeSocket(SocketIdentity):
         net._send_datagram(self, payload, key)
         return len(payload)
 
-    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+    def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         bufsize = _args.c_ssize(bufsize)  # ("n|i:recvfrom")
         flags = _args.c_int(flags)
         if bufsize < 0:
@@ -1260,7 +1260,7 @@ class FakeSocket(SocketIdentity):
         return len(data), addr
 
     # -- sendmsg / recvmsg ---------------------------------------------------------
-    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None, /) -> int:
         """``sendmsg()``: the buffers go as one ``send`` (or ``sendto`` with
         *address*). Ancillary data an IP socket's kernel ignores is ignored
         (SCM_RIGHTS and credentials; on TCP any level but SOL_SOCKET), and an
@@ -1336,7 +1336,7 @@ class FakeSocket(SocketIdentity):
             return False
         return True
 
-    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple:
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /) -> tuple:
         """``recvmsg()``: ``(data, [], msg_flags, address)``; ``msg_flags``
         has MSG_TRUNC when a datagram was longer than *bufsize*."""
         bufsize = _args.c_ssize(bufsize)  # ("n|ni:recvmsg")
@@ -1356,7 +1356,7 @@ class FakeSocket(SocketIdentity):
         data, src, full = self._recvfrom_full(bufsize, flags)
         return data, [], _MSG_TRUNC if full > bufsize else 0, src
 
-    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> tuple:
+    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0, /) -> tuple:
         """``recvmsg_into()``: the data spread over *buffers* in order;
         ``(nbytes, [], msg_flags, address)``."""
         ancbufsize = _args.c_ssize(ancbufsize)  # ("O|ni:recvmsg_into", then the buffers)

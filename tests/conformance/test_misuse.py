@@ -22,7 +22,9 @@ TCP socket and a closed TCP socket (all non-blocking, fresh for each call).
   method and values for its arguments (IP kinds; Unix names would be files
   in the working directory).
 
-Left out on purpose, where the fake differs: ``fileno()`` (the fake numbers
+Where the fake differs, left out on purpose: the wording (not the type) of
+TypeErrors for a wrong number of arguments or a keyword (see
+``test_wrong_argument_counts_and_keywords_are_type_errors``), ``fileno()`` (the fake numbers
 its descriptors apart from the process's), MSG_FASTOPEN on an unconnected
 TCP ``sendto``/``sendmsg`` (a TCP Fast Open connect, not modelled: the fake
 says EPIPE where Linux connects), and ancillary data Linux would act on
@@ -247,6 +249,42 @@ def test_flags_the_kernel_refuses():
     assert outcomes[("tcp_nb", "send", "(b'x', -1)")] == ("ok", 1)
     assert outcomes[("udp", "send", "(b'x', 1)")][:2] == ("OSError", 95)  # MSG_OOB: EOPNOTSUPP
     assert outcomes[("tcp", "recv", "(10, 1)")][:2] == ("OSError", 22)  # no urgent data: EINVAL
+
+
+WRONG_SHAPES = [
+    ("recv", (), {}), ("recv", (1, 2, 3), {}), ("recv", (), {"bufsize": 1}), ("send", (b"x",), {"flags": 0}),
+    ("sendall", (), {}), ("listen", (1, 2), {}), ("listen", (), {"backlog": 1}), ("shutdown", (), {"how": 1}),
+    ("bind", (), {}), ("connect_ex", (), {"address": ("127.0.0.1", 9)}), ("recvfrom", (10,), {"flags": 0}),
+    ("recv_into", (bytearray(2),), {"foo": 1}), ("recvmsg", (1, 2, 3, 4), {}), ("sendmsg", ([b"x"],), {"flags": 0}),
+    ("sendto", (b"x", ("127.0.0.1", 9)), {"flags": 0}), ("settimeout", (), {"value": 1}),
+    ("setblocking", (), {"flag": True}), ("recvmsg_into", ([bytearray(2)],), {"flags": 0}),
+]
+
+
+def test_wrong_argument_counts_and_keywords_are_type_errors():
+    """A call with too few or too many arguments, or a keyword a real
+    socket's method does not take, is a TypeError on both (the wording is
+    Python's on the fake: CPython's C methods word it their own way)."""
+    def run():
+        out = []
+        for name, args, kwargs in WRONG_SHAPES:
+            sock = socket.socket()
+            sock.setblocking(False)
+            try:
+                getattr(sock, name)(*args, **kwargs)
+            except Exception as exc:
+                out.append((name, type(exc).__name__))
+            else:
+                out.append((name, "ok"))
+            finally:
+                sock.close()
+        return out
+
+    real = run()
+    with FakeNetwork(seed=1) as net, net.patch():
+        fake = run()
+    assert fake == real
+    assert {outcome for _, outcome in real} == {"TypeError"}
 
 
 UNIX_NAMES = ["x", "", b"", "a" * 107, "a" * 108, b"a" * 200, b"\0" + b"a" * 107, b"\0" + b"a" * 108,
