@@ -38,7 +38,6 @@ from __future__ import annotations
 import array
 import decimal
 import socket
-import sys
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -346,6 +345,35 @@ def test_ancillary_items_linux_ignores_or_refuses():
     outcomes = dict(real)
     assert outcomes[("tcp", "sendmsg", "([b'x'], [(1, 1, b'x')])")] == ("ok", 1)
     assert outcomes[("tcp", "sendmsg", "([b'x'], [(1, 99, b'abcd')])")][:2] == ("OSError", 22)
+
+
+def _errqueue_reads():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    out = []
+    for timeout in (None, 0.2):
+        client.settimeout(timeout)
+        try:
+            client.recv(10, socket.MSG_ERRQUEUE)
+        except OSError as exc:
+            out.append((timeout, type(exc).__name__, exc.errno))
+    for sock in (listener, client, server):
+        sock.close()
+    return out
+
+
+def test_errqueue_read_in_blocking_and_timeout_mode():
+    """MSG_ERRQUEUE with nothing queued: EAGAIN at once even on a blocking
+    socket (the kernel does not wait); in timeout mode CPython polls for
+    readability, so the call times out (after 0.2 s, virtual on the fake)."""
+    real = _errqueue_reads()
+    with FakeNetwork(seed=1) as net, net.patch():
+        fake = _errqueue_reads()
+        assert net.time() == pytest.approx(0.2)
+    assert fake == real == [(None, "BlockingIOError", 11), (0.2, "TimeoutError", None)]
 
 
 _ints = st.sampled_from([0, 1, 2, 10, -1, 2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**63 - 1, 2**63,
