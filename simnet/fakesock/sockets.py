@@ -1579,12 +1579,10 @@ class FakeSocket(SocketIdentity):
         return self._inheritable
 
     def set_inheritable(self, inheritable: Any) -> None:
-        if isinstance(inheritable, float) or not hasattr(inheritable, "__index__"):
-            raise TypeError(f"'{_args.tpname(inheritable)}' object cannot be interpreted "
-                            "as an integer")
+        value = _args.c_int_direct(inheritable)  # (os.set_inheritable's C int)
         if self._closed:
             raise _oserror(errno.EBADF)
-        self._inheritable = bool(inheritable.__index__())
+        self._inheritable = bool(value)
 
     def dup(self) -> FakeSocket:
         raise OSError(errno.EOPNOTSUPP, "fake sockets cannot be duplicated")

@@ -97,6 +97,8 @@ def _calls(b):
         ("recvfrom_into", (b,)), ("recvfrom_into", (bytearray(4), b)),
         ("recvfrom_into", (bytearray(4), 0, b)),
         ("settimeout", (b,)), ("setsockopt", (1, 2, b)), ("getsockopt", (b, 2)),
+        ("setsockopt", (b, 2, 1)), ("setsockopt", (1, 2, None, b)), ("setsockopt", (1, 2, b, 4)),
+        ("getsockopt", (1, 2, b)), ("set_inheritable", (b,)), ("setblocking", (b,)),
         ("recvmsg", (b,)), ("recvmsg", (10, b)), ("recvmsg", (10, 0, b)),
         ("recvmsg_into", (b,)), ("recvmsg_into", ([b],)), ("recvmsg_into", ([bytearray(2)], b)),
         ("sendmsg", (b,)), ("sendmsg", ([b],)), ("sendmsg", ([b"x"], b)), ("sendmsg", ([b"x"], [b])),
