@@ -277,18 +277,7 @@ def poll(timeout=0.0, map=None):
             timers.run_due()
         return
     r, w, e = select.select(r, w, e, timeout)
-    for fd in r:
-        obj = map.get(fd)
-        if obj is not None:
-            read(obj)
-    for fd in w:
-        obj = map.get(fd)
-        if obj is not None:
-            write(obj)
-    for fd in e:
-        obj = map.get(fd)
-        if obj is not None:
-            _exception(obj)
+    _dispatch(map, r, w, e)
     if pending:
         timers.run_due()
 
