@@ -17,6 +17,7 @@ What is checked:
 from __future__ import annotations
 
 import datetime
+import decimal
 import fractions
 import inspect
 import math
@@ -176,7 +177,7 @@ class _MinusTwo:
 #: Arguments the real time.sleep refuses (so the reference never sleeps).
 BAD_SLEEPS = [math.inf, -math.inf, math.nan, -1, -0.5, -1e-10, "1", b"1", None, [1], 2 ** 63, 2 ** 64,
               -2 ** 64, 10 ** 30, 9223372037, -9223372037, 1e300, 9.3e9, 9.2e18, _MinusOne(),
-              _MinusTwo(), fractions.Fraction(-1, 2), -True]
+              _MinusTwo(), fractions.Fraction(-1, 2), -True, decimal.Decimal(-1)]
 
 
 def _sleep_outcomes():

@@ -15,9 +15,12 @@ exact ``bytes``/``int`` arguments already in range.
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 from typing import Any
+
+from simnet._pyversion import PYTIME_OVERFLOW
 
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
@@ -39,6 +42,33 @@ def tpname(obj: Any) -> str:
     if module == "builtins":
         return cls.__name__
     return f"{module}.{cls.__name__}"
+
+
+def pytime_ns(value: Any, unit_ns: int = 1_000_000_000, type_error: str | None = None) -> int:
+    """CPython's ``_PyTime_FromObject`` (what ``settimeout``, ``time.sleep``,
+    ``select`` and ``poll`` do with a time): *value* units of *unit_ns*
+    nanoseconds each, as 64-bit nanoseconds rounded away from zero. A float
+    or an ``__index__`` integer (not ``__float__`` alone); NaN is a
+    ValueError, a float out of range "timestamp out of range for platform
+    time_t", an integer out of range the running version's ``PyTime_t``
+    message, anything else a TypeError (*type_error*, or CPython's "'T'
+    object cannot be interpreted as an integer")."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("Invalid value NaN (not a number)")
+        d = value * unit_ns
+        if not -9223372036854775808.0 <= d < 9223372036854775808.0:
+            raise OverflowError("timestamp out of range for platform time_t")
+        return int(math.ceil(d) if d >= 0.0 else math.floor(d))
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(type_error or f"'{tpname(value)}' object cannot be interpreted as an "
+                        "integer") from None
+    ns = number * unit_ns
+    if not -(1 << 63) <= number < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
+        raise OverflowError(PYTIME_OVERFLOW)
+    return ns
 
 
 def index(value: Any) -> int:

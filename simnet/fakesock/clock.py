@@ -24,13 +24,12 @@ and ``time.thread_time`` are CPU clocks and stay real.
 from __future__ import annotations
 
 import datetime as _datetime
-import math
-import operator
 import time as _time
 import warnings
 from typing import Any
 
-from simnet._pyversion import PYTIME_OVERFLOW, UTCNOW_DEPRECATED, UTCNOW_WARNING
+from simnet._pyversion import UTCNOW_DEPRECATED, UTCNOW_WARNING
+from simnet.fakesock.args import pytime_ns
 
 __all__ = ["VIRTUAL_EPOCH", "install", "uninstall"]
 
@@ -53,25 +52,11 @@ def _sleep_seconds(secs: Any) -> float:
     """Check ``time.sleep``'s argument as CPython does: a float, or an integer
     (``__index__``; not ``__float__``), within 64-bit nanoseconds (rounded
     away from zero), then not negative."""
-    if isinstance(secs, float):
-        if math.isnan(secs):
-            raise ValueError("Invalid value NaN (not a number)")
-        ns = secs * 1e9
-        if not math.isinf(ns):
-            ns = math.ceil(ns) if ns >= 0 else math.floor(ns)
-        if not -9223372036854775808.0 <= ns < 9223372036854775808.0:
-            raise OverflowError("timestamp out of range for platform time_t")
-    else:
-        try:
-            secs = operator.index(secs)
-        except TypeError:
-            raise TypeError(f"'{type(secs).__name__}' object cannot be interpreted as an integer") from None
-        ns = secs * 1_000_000_000
-        if not -(1 << 63) <= secs < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
-            raise OverflowError(PYTIME_OVERFLOW)
+    ns = pytime_ns(secs)
     if ns < 0:
         raise ValueError("sleep length must be non-negative")
-    return float(secs)
+    # the seconds as given (an integer's nanoseconds are exact)
+    return float(secs) if isinstance(secs, float) else float(ns // 1_000_000_000)
 
 
 class _DatetimeMeta(type):

@@ -22,8 +22,7 @@ import zlib
 from typing import Any, Callable, Iterable
 
 from simnet import _state
-from simnet._pyversion import PYTIME_OVERFLOW
-from simnet.fakesock import local, resolver
+from simnet.fakesock import args as _args, local, resolver
 from simnet.fakesock._connections import _Connections
 from simnet.fakesock.unixnames import UnixNames, canonical
 from simnet.faults import FaultEngine, FaultPlan, disconnect_at_once, disconnect_targets_peer
@@ -78,25 +77,12 @@ def _never() -> bool:
     return False
 
 
-_NS_LIMIT = 9223372036854775808.0  # 2**63 nanoseconds: CPython's _PyTime_t range
-
-
-def _wait_timeout(value: Any, unit: float, kind: str) -> Any:
-    """A select/poll timeout checked as CPython checks it (*unit*: seconds
-    per unit of *value*; *kind* names what a TypeError says is allowed)."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            raise ValueError("Invalid value NaN (not a number)")
-        if not -_NS_LIMIT <= value * unit * 1e9 < _NS_LIMIT:
-            raise OverflowError("timestamp out of range for platform time_t")
-        return value
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"timeout must be {kind} or None") from None
-    if not -_NS_LIMIT <= number * unit * 1e9 < _NS_LIMIT:
-        raise OverflowError(PYTIME_OVERFLOW)
-    return number
+def _wait_timeout(value: Any, unit_ns: int, kind: str) -> Any:
+    """A select/poll timeout checked as CPython checks it (*unit_ns*:
+    nanoseconds per unit of *value*; *kind* names what a TypeError says is
+    allowed); the value as a float or an int."""
+    _args.pytime_ns(value, unit_ns, f"timeout must be {kind} or None")
+    return value if isinstance(value, float) else operator.index(value)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -917,9 +903,9 @@ class FakeNetwork(_Connections, Network):
     def select(self, r: list, w: list, x: list, timeout: float | None) -> tuple[list, list, list]:
         """``select.select`` over this network's file numbers, in virtual time."""
         if timeout is not None and timeout.__class__ is not float:
-            timeout = _wait_timeout(timeout, 1.0, "a float")
+            timeout = _wait_timeout(timeout, 1_000_000_000, "a float")
         elif timeout is not None and not 0.0 <= timeout < 9.2e9:
-            timeout = _wait_timeout(timeout, 1.0, "a float")
+            timeout = _wait_timeout(timeout, 1_000_000_000, "a float")
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be non-negative")
         fds = self._fds
@@ -1402,7 +1388,7 @@ class _FakePoll:
     def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
         """Wait up to *timeout* milliseconds (None or negative: no limit)."""
         if timeout is not None:
-            timeout = _wait_timeout(timeout, 1e-3, "an integer")
+            timeout = _wait_timeout(timeout, 1_000_000, "an integer")
             if timeout >= 0 and math.ceil(timeout) > 2 ** 31 - 1:
                 raise OverflowError("timeout is too large")
         if timeout is not None and timeout >= 0:

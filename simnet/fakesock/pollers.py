@@ -39,15 +39,13 @@ such modules, and make their selectors, inside the patch.
 from __future__ import annotations
 
 import errno
-import math
-import operator
 import weakref
 import select as _select
 import socket as _socket
 from typing import Any, Callable
 
 from simnet import _state
-from simnet._pyversion import PYTIME_OVERFLOW
+from simnet.fakesock.args import pytime_ns
 
 __all__ = ["poll", "epoll", "socketpair", "active_network", "install", "uninstall"]
 
@@ -168,23 +166,7 @@ def _timeout_ms(timeout: Any, unit_ns: int) -> int | None:
     milliseconds "timeout is too large"; not a number TypeError."""
     if timeout is None:
         return None
-    if isinstance(timeout, float):
-        if math.isnan(timeout):
-            raise ValueError("Invalid value NaN (not a number)")
-        d = timeout * unit_ns
-        if not math.isinf(d):
-            d = math.ceil(d) if d >= 0 else math.floor(d)
-        if not -9223372036854775808.0 <= d < 9223372036854775808.0:
-            raise OverflowError("timestamp out of range for platform time_t")
-        ns = int(d)
-    else:
-        try:
-            number = operator.index(timeout)
-        except TypeError:
-            raise TypeError("timeout must be an integer or None") from None
-        ns = number * unit_ns
-        if not -(1 << 63) <= number < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
-            raise OverflowError(PYTIME_OVERFLOW)
+    ns = pytime_ns(timeout, unit_ns, "timeout must be an integer or None")
     ms = -(-ns // 1_000_000) if ns >= 0 else ns // 1_000_000
     if not -(1 << 31) <= ms < (1 << 31):
         raise OverflowError("timeout is too large")

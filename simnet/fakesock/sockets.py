@@ -19,14 +19,13 @@ the network-level parts (addresses and ports, the handshake, routing) are
 from __future__ import annotations
 
 import errno
-import math
 import operator
 import struct
 import socket as _socket
 from types import MappingProxyType
 from typing import Any
 
-from simnet._pyversion import PYTIME_OVERFLOW, SETBLOCKING_TAKES_TRUTH
+from simnet._pyversion import SETBLOCKING_TAKES_TRUTH
 from simnet._sockbase import SocketIdentity
 from simnet.fakesock import args as _args
 from simnet.fakesock import options as _options
@@ -115,21 +114,7 @@ def _parse_timeout(value: Any) -> float | None:
     ValueError, not a number: TypeError)."""
     if value is None:
         return None
-    if isinstance(value, float):
-        if math.isnan(value):
-            raise ValueError("Invalid value NaN (not a number)")
-        ns = value * 1e9
-        if not -9223372036854775808.0 <= ns < 9223372036854775808.0:
-            raise OverflowError("timestamp out of range for platform time_t")
-        ns = math.ceil(ns) if ns >= 0.0 else math.floor(ns)
-    else:
-        try:
-            sec = operator.index(value)
-        except TypeError:
-            raise TypeError(f"'{_args.tpname(value)}' object cannot be interpreted as an integer") from None
-        ns = sec * 1_000_000_000
-        if not -(1 << 63) <= sec < (1 << 63) or not -(1 << 63) <= ns < (1 << 63):
-            raise OverflowError(PYTIME_OVERFLOW)
+    ns = _args.pytime_ns(value)
     if ns < 0:
         raise ValueError("Timeout value out of range")
     if ns % 1_000_000_000 == 0:
