@@ -149,30 +149,13 @@ def _key_owner(key: Any, obj: Any) -> tuple[bool, Any]:
 
 
 def _for_object_keys(map: dict[Any, Any], real_net: Network | None) -> Network | None:
-    owner: Network | None = None
-    fake = real = 0
-    for key, obj in map.items():
-        is_fake, sock_net = _key_owner(key, obj)
-        if not is_fake:
-            real += 1
-            continue
-        fake += 1
-        if sock_net is None:
-            continue
-        if owner is None:
-            owner = sock_net
-        elif sock_net is not owner:
-            raise ValueError(
-                f"the map holds fake sockets of two networks ({owner!r} and {sock_net!r}); "
-                "one loop can wait on one network only: keep a separate map per network"
-            )
-    if not fake:
+    verdicts = [_key_owner(key, obj) for key, obj in map.items()]
+    owners = [sock_net for is_fake, sock_net in verdicts if is_fake]
+    if not owners:
         return real_net
-    if real:
+    owner = _one_owner(owners)  # (two networks, or none known: an error first)
+    if len(owners) < len(verdicts):
         return _mixed(map)
-    if owner is None:
-        raise ValueError("the map holds fake file numbers but no fake sockets; was a "
-                         "channel's socket replaced or closed outside simnet?")
     return owner
 
 
@@ -222,9 +205,14 @@ def _owned(map: dict[int, Any], net: Network) -> bool:
 
 
 def _single_owner(map: dict[int, Any]) -> Network:
+    return _one_owner([_key_owner(key, obj)[1] for key, obj in map.items()])
+
+
+def _one_owner(owners: list[Any]) -> Network:
+    """The one network that made the fake sockets whose owners are *owners*
+    (None: a key whose socket is gone); ValueError for two, or for none."""
     owner: Network | None = None
-    for key, obj in map.items():
-        sock_net = _key_owner(key, obj)[1]
+    for sock_net in owners:
         if sock_net is None:
             continue
         if owner is None:
