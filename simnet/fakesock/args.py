@@ -178,9 +178,17 @@ def ancillary_item(item: Any) -> tuple[int, int, Any]:
 
 
 def host(value: Any) -> str:
-    """``idna_converter``: an address's host as a str (ASCII bytes decoded)."""
+    """``idna_converter``: an address's host as a str -- ASCII text as is,
+    other text through the ``idna`` codec, bytes decoded (ASCII, else one
+    character a byte)."""
     if isinstance(value, str):
-        text = value
+        if value.isascii():
+            text = value
+        else:
+            try:
+                text = value.encode("idna").decode("ascii")
+            except UnicodeError:
+                raise TypeError("encoding of hostname failed") from None
     elif isinstance(value, (bytes, bytearray)):
         try:
             text = bytes(value).decode("ascii")

@@ -33,6 +33,8 @@ import socket as _socket
 import sys
 from typing import Any
 
+from simnet.fakesock import args as _args
+
 # glibc's codes and messages (gai_strerror)
 EAI_BADFLAGS = -1
 EAI_NONAME = -2
@@ -315,13 +317,7 @@ def getaddrinfo(names: dict[str, list[str]], host: Any, port: Any, family: Any =
 def socket_address(names: dict[str, list[str]], host: Any, family: int) -> str:
     """The IP text a socket of *family* uses for *host* in an address tuple
     (CPython's ``setipaddr``); raises what a real socket raises."""
-    # CPython's idna_converter: ASCII text as is, other text through idna
-    if isinstance(host, str):
-        text = host if host.isascii() else host.encode("idna").decode("ascii")
-    elif isinstance(host, (bytes, bytearray)):
-        text = bytes(host).decode("latin-1")
-    else:
-        raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
+    text = _args.host(host)  # CPython's idna_converter
     if text == "":
         return "0.0.0.0" if family == AF_INET else "::"
     if text == "<broadcast>":

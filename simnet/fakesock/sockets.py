@@ -391,10 +391,9 @@ class FakeSocket(SocketIdentity):
         if fam == AF_UNIX:
             # (a path as str, an abstract name as bytes, as CPython reports them)
             return _unix_name(_args.unix_address(address))
-        _, port, flowinfo, _ = _args.inet_address(address, "AF_INET" if fam == AF_INET else "AF_INET6",
-                                                  what)
-        host = address[0]
-        ip = self.network.resolve(host, fam)
+        host, port, flowinfo, _ = _args.inet_address(address, "AF_INET" if fam == AF_INET else "AF_INET6",
+                                                     what)
+        ip = self.network.resolve(host, fam)  # (host: converted by idna_converter already)
         _args.check_port(port, flowinfo, what)
         if fam == AF_INET6 and ("." in ip or "%" in ip or "f" in ip or "F" in ip):
             ip = canonical_v6(ip)  # ::ffff:a.b.c.d, as Linux prints it

@@ -135,7 +135,7 @@ def test_names_resolve_from_the_network_table():
 
 
 ADDRESS_HOSTS = {
-    socket.AF_INET: ["127.1", "0x7f.1", "", "localhost", "::1", "127.0.0.1", b"127.0.0.1",
+    socket.AF_INET: ["127.1", "0x7f.1", "", "localhost", "::1", "127.0.0.1", b"127.0.0.1", "\u00e4" * 70,
                      bytearray(b"127.0.0.1"), "0", "2130706433", "127.0.1", "0177.0.0.1",
                      "::ffff:127.0.0.1", "1..2", 7],
     socket.AF_INET6: ["::1", "::", "", "127.0.0.1", "[::1]", "0:0:0:0:0:0:0:1",
